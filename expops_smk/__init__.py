@@ -1,0 +1,32 @@
+"""expops-smk: run ExpOps experiment projects as Snakemake workflows.
+
+User code imports its API from here (``from expops_smk import process, step, log_metric``).
+The names resolve lazily so that ``python -m expops_smk.runtime`` (started once per Snakemake job)
+pays only for what the job uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "process": "expops_smk.api",
+    "step": "expops_smk.api",
+    "log_metric": "expops_smk.api",
+    "SerializableData": "expops_smk.api",
+    "ModelData": "expops_smk.api",
+    "load": "expops_smk.results",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _API.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'expops_smk' has no attribute '{name}'")
+    import importlib
+
+    return getattr(importlib.import_module(module_name), name)

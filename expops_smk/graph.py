@@ -1,0 +1,303 @@
+"""Expand fan-outs into concrete nodes and name them.
+
+A split process opens a *layer* (a data layer of N partitions or a seed layer of K seeds); every
+process below it carries that layer in its *stack* until an aggregation of that kind pops the
+innermost such layer. A process becomes one node per combination of its stack's values (a
+cartesian product). ``ProcessLayout`` holds that per-process structure: it is O(processes) to
+compute and is all the Snakefile generator and a single job need. ``expand`` enumerates the nodes
+(O(nodes)) for the CLI, tests and status; ``ProcessLayout.inputs`` resolves one node's inputs
+without enumerating the others, so a job never pays for the size of the whole graph.
+
+Naming (data layers always before seed layers):
+  canonical id  //*[@partition='p1']/*[@seed='41']/process[@name='train']
+  label         train P1 S41
+  legacy name   train_1_seed41
+  results dir   results/train/p1/s41   (nested layers join with '-': p1-p2, s41-7)
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Iterator, Literal, Mapping, Sequence
+
+from expops_smk.config import ConfigError, ProcessSpec, ProjectConfig
+
+LayerKind = Literal["data", "seed"]
+RESULTS_DIR = "results"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One fan-out: opened by ``owner``; ``values`` are partition numbers (1-based) or seeds."""
+
+    kind: LayerKind
+    owner: str
+    values: tuple[int, ...]
+    row_counts: tuple[int, ...] | None = None
+
+    def key(self, value: int) -> str:
+        """The key an aggregation uses for one branch of this layer: ``data1`` or ``seed41``."""
+        return f"data{value}" if self.kind == "data" else f"seed{value}"
+
+
+Stack = tuple[Layer, ...]
+
+
+@dataclass(frozen=True, order=True)
+class Node:
+    """One expanded node: a process at one partition path and one seed path."""
+
+    process: str
+    partition: tuple[int, ...] = ()
+    seed: tuple[int, ...] = ()
+
+    @property
+    def partition_value(self) -> str:
+        """The ``{partition}`` wildcard value: ``p1`` or ``p1-p2`` for nested data layers."""
+        return "-".join(f"p{index}" for index in self.partition)
+
+    @property
+    def seed_value(self) -> str:
+        """The ``{seed}`` wildcard value: ``41`` or ``41-7`` for nested seed layers."""
+        return "-".join(str(seed) for seed in self.seed)
+
+    @property
+    def id(self) -> str:
+        steps = [f"*[@partition='p{index}']" for index in self.partition]
+        steps += [f"*[@seed='{seed}']" for seed in self.seed]
+        steps.append(f"process[@name='{self.process}']")
+        return "//" + "/".join(steps)
+
+    @property
+    def label(self) -> str:
+        parts = [self.process]
+        if self.partition:
+            parts.append("-".join(f"P{index}" for index in self.partition))
+        if self.seed:
+            parts.append("-".join(f"S{seed}" for seed in self.seed))
+        return " ".join(parts)
+
+    @property
+    def legacy_name(self) -> str:
+        return "_".join([self.process, *map(str, self.partition), *(f"seed{s}" for s in self.seed)])
+
+    @property
+    def results_dir(self) -> str:
+        """Folder (relative to the project) that holds this node's artifacts."""
+        return results_dir(self.process, self.partition_value, self.seed_value)
+
+
+def results_dir(process: str, partition_value: str, seed_value: str) -> str:
+    parts = [RESULTS_DIR, process]
+    if partition_value:
+        parts.append(partition_value)
+    if seed_value:
+        parts.append(f"s{seed_value}")
+    return "/".join(parts)
+
+
+@dataclass(frozen=True)
+class NodeInput:
+    """Where one node reads one upstream's outputs, and under which aggregation keys they go.
+
+    ``location`` is the folder of the upstream's artifacts: for a data split it is the folder of one
+    partition, not the split's own node. ``keys`` is empty for a plain edge, else the nesting an
+    aggregation wraps the values in (``("data1",)``, ``("seed41",)``, ``("data1", "seed41")``).
+    """
+
+    upstream: str
+    location: Node
+    keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProcessLayout:
+    """The fan-out structure of one process, independent of how many nodes it expands to."""
+
+    spec: ProcessSpec
+    merged: Stack        # layers arriving from the parents, before any aggregation pops
+    stack: Stack         # layers the process itself is repeated over
+    popped: Stack        # layers collapsed by this aggregation (data first, then seed)
+    output_stack: Stack  # layers of the folders its outputs live in (a data split adds its layer)
+    child_layer: Layer | None  # the layer this process opens for its children
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def nodes(self) -> Iterator[Node]:
+        for values in itertools.product(*(layer.values for layer in self.stack)):
+            yield _node(self.name, self.stack, values)
+
+    def output_locations(self, node: Node) -> list[Node]:
+        """Folders this node writes: itself, or one per partition for a data split."""
+        if self.child_layer is None or self.child_layer.kind == "seed":
+            return [node]
+        return [Node(node.process, node.partition + (value,), node.seed) for value in self.child_layer.values]
+
+    def node_count(self) -> int:
+        count = 1
+        for layer in self.stack:
+            count *= len(layer.values)
+        return count
+
+
+class Graph:
+    """The expanded graph of a project, computed per process (cheap) and per node (on demand)."""
+
+    def __init__(self, project: ProjectConfig) -> None:
+        self.project = project
+        self.layouts: dict[str, ProcessLayout] = {}
+        for spec in project.processes.values():
+            self.layouts[spec.name] = self._layout(spec)
+
+    # -- structure ----------------------------------------------------------------------------
+    def _error(self, spec: ProcessSpec, field: str, message: str) -> ConfigError:
+        return ConfigError(_shown_config(self.project), field, message, spec.name)
+
+    def _layout(self, spec: ProcessSpec) -> ProcessLayout:
+        merged = self._merge_parent_stacks(spec)
+        popped: list[Layer] = []
+        stack = list(merged)
+        for kind, flag in (("data", spec.data_aggregation), ("seed", spec.seed_aggregation)):
+            if not flag:
+                continue
+            innermost = next((layer for layer in reversed(stack) if layer.kind == kind), None)
+            if innermost is None:
+                raise self._error(spec, f"{kind}_aggregation",
+                                  f"no open {kind} fan-out above this aggregation")
+            stack.remove(innermost)
+            popped.append(innermost)
+        child_layer = None
+        if spec.data_split is not None:
+            count = spec.data_split.count
+            child_layer = Layer("data", spec.name, tuple(range(1, count + 1)), spec.data_split.row_counts)
+        elif spec.seeds is not None:
+            child_layer = Layer("seed", spec.name, spec.seeds)
+        output_stack = tuple(stack) + ((child_layer,) if child_layer and child_layer.kind == "data" else ())
+        return ProcessLayout(spec, tuple(merged), tuple(stack), tuple(popped), output_stack, child_layer)
+
+    def children_stack(self, layout: ProcessLayout) -> Stack:
+        """Layers a child of this process inherits: its stack plus any layer it opens."""
+        return layout.stack + ((layout.child_layer,) if layout.child_layer else ())
+
+    def _merge_parent_stacks(self, spec: ProcessSpec) -> Stack:
+        """Parents' stacks must nest (one a prefix of the other): else branches of different
+        fan-outs are being merged without aggregating first."""
+        merged: Stack = ()
+        merged_from = None
+        for parent in spec.parents:
+            stack = self.children_stack(self.layouts[parent])
+            longer, shorter = (stack, merged) if len(stack) >= len(merged) else (merged, stack)
+            if longer[: len(shorter)] != shorter:
+                raise self._error(
+                    spec, "depends_on",
+                    f"merges '{merged_from}' ({_describe(merged)}) and '{parent}' ({_describe(stack)}), "
+                    "branches of different fan-outs; aggregate one of them first")
+            if len(stack) >= len(merged):
+                merged, merged_from = stack, parent
+        return merged
+
+    # -- nodes ---------------------------------------------------------------------------------
+    def nodes(self) -> Iterator[Node]:
+        """Every node, processes in topological order."""
+        for layout in self.layouts.values():
+            yield from layout.nodes()
+
+    def node_count(self) -> int:
+        return sum(layout.node_count() for layout in self.layouts.values())
+
+    def node(self, process: str, partition_value: str = "", seed_value: str = "") -> Node:
+        """The node of ``process`` at the given wildcard values; raises KeyError if it does not exist."""
+        layout = self.layouts[process]
+        node = Node(process, parse_partition(partition_value), parse_seed(seed_value))
+        expected = _coordinates(layout.stack, node)
+        if expected is None:
+            raise KeyError(f"{process} has no node at partition={partition_value!r} seed={seed_value!r}")
+        return node
+
+    def inputs(self, node: Node) -> list[NodeInput]:
+        """Upstream output folders of ``node`` and their aggregation keys, in parent order."""
+        layout = self.layouts[node.process]
+        coordinates = _coordinates(layout.stack, node)
+        if coordinates is None:
+            raise KeyError(node)
+        result: list[NodeInput] = []
+        for parent in layout.spec.parents:
+            parent_layout = self.layouts[parent]
+            collapsed = [layer for layer in layout.popped if layer in parent_layout.output_stack]
+            for branch in itertools.product(*(layer.values for layer in collapsed)):
+                values = dict(coordinates)
+                values.update({id(layer): value for layer, value in zip(collapsed, branch)})
+                location = _node(parent, parent_layout.output_stack,
+                                 [values[id(layer)] for layer in parent_layout.output_stack])
+                keys = tuple(layer.key(value) for layer, value in zip(collapsed, branch))
+                result.append(NodeInput(parent, location, keys))
+        return result
+
+    def output_locations(self, node: Node) -> list[Node]:
+        return self.layouts[node.process].output_locations(node)
+
+
+def build_graph(project: ProjectConfig) -> Graph:
+    return Graph(project)
+
+
+def _node(process: str, stack: Sequence[Layer], values: Sequence[int]) -> Node:
+    partition = tuple(v for layer, v in zip(stack, values) if layer.kind == "data")
+    seed = tuple(v for layer, v in zip(stack, values) if layer.kind == "seed")
+    return Node(process, partition, seed)
+
+
+def _coordinates(stack: Stack, node: Node) -> dict[int, int] | None:
+    """Map each layer of ``stack`` (by identity) to the node's value on it; None if they don't fit."""
+    data_layers = [layer for layer in stack if layer.kind == "data"]
+    seed_layers = [layer for layer in stack if layer.kind == "seed"]
+    if len(data_layers) != len(node.partition) or len(seed_layers) != len(node.seed):
+        return None
+    result: dict[int, int] = {}
+    for layers, values in ((data_layers, node.partition), (seed_layers, node.seed)):
+        for layer, value in zip(layers, values):
+            if value not in layer.values:
+                return None
+            result[id(layer)] = value
+    return result
+
+
+def parse_partition(value: str) -> tuple[int, ...]:
+    if not value:
+        return ()
+    parts = value.split("-")
+    if not all(part.startswith("p") and part[1:].isdigit() for part in parts):
+        raise KeyError(value)
+    return tuple(int(part[1:]) for part in parts)
+
+
+def parse_seed(value: str) -> tuple[int, ...]:
+    """Seeds join with '-', and a seed may itself be negative: '41--7' is (41, -7)."""
+    if not value:
+        return ()
+    seeds: list[int] = []
+    token = ""
+    for char in value:
+        if char == "-" and token and token != "-":
+            seeds.append(int(token))
+            token = ""
+        else:
+            token += char
+    seeds.append(int(token))
+    return tuple(seeds)
+
+
+def _describe(stack: Stack) -> str:
+    if not stack:
+        return "no fan-out"
+    return ", ".join(f"{layer.kind} fan-out of '{layer.owner}'" for layer in stack)
+
+
+def _shown_config(project: ProjectConfig) -> str:
+    try:
+        return str(project.config_file.relative_to(project.root.parent))
+    except ValueError:
+        return str(project.config_file)

@@ -1,0 +1,108 @@
+"""Render the expanded graph for people and tools: an indented tree, JSON, Graphviz dot, mermaid.
+
+Edges point from the node that produced an input to the node that reads it; a data split's
+per-partition folders are drawn as edges from the split node itself.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator
+
+from expops_smk.graph import Graph, Node
+
+
+def edges(graph: Graph) -> Iterator[tuple[Node, Node, tuple[str, ...]]]:
+    """(producer node, consumer node, aggregation keys) for every input of every node."""
+    for node in graph.nodes():
+        for item in graph.inputs(node):
+            producer = _producer(graph, item.location)
+            yield producer, node, item.keys
+
+
+def _producer(graph: Graph, location: Node) -> Node:
+    """The node that writes ``location``: a data split writes its partitions' folders."""
+    layout = graph.layouts[location.process]
+    if layout.child_layer is not None and layout.child_layer.kind == "data":
+        return Node(location.process, location.partition[:-1], location.seed)
+    return location
+
+
+def as_tree(graph: Graph) -> str:
+    """Indented tree: nodes grouped by partition path, then seed path, labels in DAG order."""
+    groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[Node]] = {}
+    for node in graph.nodes():
+        groups.setdefault((node.partition, node.seed), []).append(node)
+    lines: list[str] = []
+    printed_headers: set[tuple[str, ...]] = set()
+    for (partition, seed) in sorted(groups):
+        path = [f"P{index}" for index in partition] + [f"S{value}" for value in seed]
+        for depth in range(1, len(path) + 1):
+            header = tuple(path[:depth])
+            if header not in printed_headers:
+                printed_headers.add(header)
+                lines.append("  " * (depth - 1) + header[-1])
+        indent = "  " * len(path)
+        for node in groups[(partition, seed)]:
+            layout = graph.layouts[node.process]
+            note = ""
+            if layout.child_layer is not None:
+                layer = layout.child_layer
+                note = f"  [splits into {len(layer.values)} {'partitions' if layer.kind == 'data' else 'seeds'}]"
+            elif layout.popped:
+                note = "  [aggregates " + " and ".join(f"{layer.kind} of '{layer.owner}'" for layer in layout.popped) + "]"
+            lines.append(f"{indent}{node.label}{note}")
+    return "\n".join(lines)
+
+
+def as_json(graph: Graph) -> str:
+    nodes = []
+    for node in graph.nodes():
+        nodes.append({
+            "id": node.id,
+            "label": node.label,
+            "legacy_name": node.legacy_name,
+            "process": node.process,
+            "partition": node.partition_value,
+            "seed": node.seed_value,
+            "results_dir": node.results_dir,
+            "inputs": [
+                {"process": item.upstream, "from": _producer(graph, item.location).id,
+                 "results_dir": item.location.results_dir, "keys": list(item.keys)}
+                for item in graph.inputs(node)
+            ],
+        })
+    return json.dumps({"project": graph.project.name, "node_count": len(nodes), "nodes": nodes}, indent=2)
+
+
+def as_dot(graph: Graph) -> str:
+    lines = ["digraph expops {", "  rankdir=TB;", "  node [shape=box, style=rounded];"]
+    for node in graph.nodes():
+        lines.append(f'  "{node.legacy_name}" [label="{node.label}"];')
+    for producer, consumer, keys in _unique_edges(graph):
+        label = f' [label="{"/".join(keys)}"]' if keys else ""
+        lines.append(f'  "{producer.legacy_name}" -> "{consumer.legacy_name}"{label};')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def as_mermaid(graph: Graph) -> str:
+    lines = ["flowchart TD"]
+    for node in graph.nodes():
+        lines.append(f'  {node.legacy_name}["{node.label}"]')
+    for producer, consumer, _ in _unique_edges(graph):
+        lines.append(f"  {producer.legacy_name} --> {consumer.legacy_name}")
+    return "\n".join(lines)
+
+
+def _unique_edges(graph: Graph) -> list[tuple[Node, Node, tuple[str, ...]]]:
+    seen: set[tuple[Node, Node]] = set()
+    result = []
+    for producer, consumer, keys in edges(graph):
+        if (producer, consumer) not in seen:
+            seen.add((producer, consumer))
+            result.append((producer, consumer, keys))
+    return result
+
+
+FORMATS = {"tree": as_tree, "json": as_json, "dot": as_dot, "mermaid": as_mermaid}

@@ -1,0 +1,375 @@
+"""What one Snakemake job runs: ``python -m expops_smk.runtime PROCESS [--partition P] [--seed S] --log L``.
+
+A job (1) resolves its node and inputs from the plan, (2) computes a *run key* from everything
+that determines its outputs (code hash, parameters, seed, the content digests of its inputs, the raw
+data digest for source processes), (3) if that key was executed before and its artifacts are still
+in the store, restores them by hard links and stops without running user code (early cutoff and the
+run cache), else (4) loads its inputs, builds the function's keyword arguments as ExpOps does, seeds
+the RNGs, calls the function and writes one artifact per returned key plus the manifest.
+
+Failures caused by the project print one line naming the node (exit 2); an exception raised by the
+user's function prints one line pointing at the job log, which keeps the full traceback (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import importlib.util
+import json
+import random
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, TextIO
+
+from expops_smk import api
+from expops_smk.codegen import DATA_DIGEST, PLAN_FILE
+from expops_smk.config import ProcessSpec, ProjectConfig, is_safe_key
+from expops_smk.errors import ExpopsError, NodeError
+from expops_smk.graph import Graph, Node, NodeInput, ProcessLayout
+from expops_smk.plan import accepted_parameters, effective_parameters, read_plan
+from expops_smk.store import Artifact, Store, hash_bytes
+
+RUNTIME_FORMAT = 1
+METRICS_FILE = "_metrics.json"
+RUN_FILE = "_run.json"
+
+
+class UserCodeError(Exception):
+    """The user's function raised; the traceback goes to the job log."""
+
+    def __init__(self, label: str, message: str) -> None:
+        self.label = label
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """What a process may ask for with a ``context`` parameter."""
+
+    process: str
+    label: str
+    id: str
+    partition: str
+    seed: str
+    random_seed: int
+    parameters: Mapping[str, Any]
+    results_dir: Path
+    project_dir: Path
+
+
+def derive_task_seed(base_seed: int, process_name: str) -> int:
+    """The per-task RNG seed ExpOps uses, so a project gives the same numbers under both systems."""
+    digest = hashlib.sha256(f"{base_seed}|{process_name}|0".encode()).digest()
+    value = int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+    return value or (base_seed & 0x7FFFFFFF) or 1
+
+
+def seed_rngs(seed: int, script_source: str = "") -> list[str]:
+    """Seed Python's and numpy's RNGs, and torch/TensorFlow when the process uses them.
+
+    torch and TensorFlow take seconds to import, so they are seeded only when already imported or
+    named in the process's script; numpy is cheap and is seeded whenever installed.
+    """
+    seeded = ["random"]
+    random.seed(seed)
+    if importlib.util.find_spec("numpy") is not None:
+        import numpy
+
+        numpy.random.seed(seed)
+        seeded.append("numpy")
+    for name in ("torch", "tensorflow"):
+        if name in sys.modules or (name in script_source and importlib.util.find_spec(name) is not None):
+            module = importlib.import_module(name)
+            if name == "torch":
+                module.manual_seed(seed)
+                if module.cuda.is_available():
+                    module.cuda.manual_seed_all(seed)
+            else:
+                module.random.set_seed(seed)
+            seeded.append(name)
+    return seeded
+
+
+class NodeRun:
+    """One execution of one node."""
+
+    def __init__(self, root: Path, process: str, partition: str, seed: str, log: TextIO) -> None:
+        self.root = root
+        self.log = log
+        self.project: ProjectConfig = read_plan(root / PLAN_FILE, root)
+        self.graph = Graph(self.project)
+        if process not in self.graph.layouts:
+            raise NodeError(process, f"process not in the plan {PLAN_FILE}; run `expops-smk generate`")
+        try:
+            self.node: Node = self.graph.node(process, partition, seed)
+        except KeyError:
+            raise NodeError(process, f"no node at partition={partition!r} seed={seed!r}") from None
+        self.layout: ProcessLayout = self.graph.layouts[process]
+        self.spec: ProcessSpec = self.layout.spec
+        self.store = Store(root)
+        self.inputs: list[NodeInput] = self.graph.inputs(self.node)
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def say(self, message: str) -> None:
+        self.log.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {message}\n")
+        self.log.flush()
+
+    def fail(self, message: str) -> NodeError:
+        return NodeError(self.node.label, message)
+
+    def location_dir(self, location: Node) -> Path:
+        return self.root / location.results_dir
+
+    # -- the run key -----------------------------------------------------------------------
+    def read_input_manifests(self) -> list[tuple[NodeInput, dict[str, Artifact]]]:
+        result = []
+        for item in self.inputs:
+            folder = self.location_dir(item.location)
+            try:
+                manifest = self.store.read_manifest(folder)
+            except FileNotFoundError:
+                raise self.fail(f"input from '{item.location.label}' is missing ({item.location.results_dir}); "
+                                "run the upstream first (snakemake does this for you)") from None
+            result.append((item, manifest))
+        return result
+
+    def data_digest(self) -> str | None:
+        if self.spec.parents or self.project.data_path is None:
+            return None
+        try:
+            return (self.root / DATA_DIGEST).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise self.fail(f"{DATA_DIGEST} is missing; run through snakemake, which writes it") from None
+
+    def run_key(self, manifests: list[tuple[NodeInput, dict[str, Artifact]]]) -> str:
+        function = self.spec.function
+        payload = {
+            "format": RUNTIME_FORMAT,
+            "node": self.node.id,
+            "code": function.code_hash if function else "builtin-split-1",
+            "parameters": accepted_parameters(self.project, self.spec),
+            "fanout": [self.spec.data_split and [self.spec.data_split.count, self.spec.data_split.row_counts,
+                                                  self.spec.data_split.data_name], self.spec.seeds],
+            "random_seed": None if self.node.seed else self.project.random_seed,
+            "inputs": [[item.location.results_dir, list(item.keys), {k: a.digest for k, a in sorted(m.items())}]
+                       for item, m in manifests],
+            "data": self.data_digest(),
+        }
+        return hash_bytes(json.dumps(payload, sort_keys=True, default=str).encode())
+
+    @staticmethod
+    def location_key(run_key: str, location: Node) -> str:
+        return hash_bytes(f"{run_key}|{location.results_dir}".encode())
+
+    # -- main --------------------------------------------------------------------------------
+    def run(self) -> str:
+        """Restore or execute; returns "restored" or "executed"."""
+        started = time.perf_counter()
+        self.say(f"node {self.node.label}  id {self.node.id}")
+        manifests = self.read_input_manifests()
+        run_key = self.run_key(manifests)
+        locations = self.layout.output_locations(self.node)
+        if all(self.store.restore_run(self.location_key(run_key, loc), self.location_dir(loc)) for loc in locations):
+            outcome = "restored"
+            self.say(f"inputs, code and parameters match a recorded run ({run_key}): outputs restored, user code not run")
+        else:
+            outputs = self.execute(manifests)
+            for location, values in zip(locations, outputs):
+                self.write_outputs(location, values, run_key)
+            outcome = "executed"
+        elapsed = time.perf_counter() - started
+        for location in locations:
+            self.store.put_json(self.location_dir(location) / RUN_FILE, {
+                "node": self.node.id, "label": self.node.label, "run_key": run_key, "outcome": outcome,
+                "seconds": round(elapsed, 3),
+            })
+        self.say(f"{outcome} in {elapsed:.2f}s")
+        return outcome
+
+    def write_outputs(self, location: Node, values: Mapping[str, Any], run_key: str) -> None:
+        folder = self.location_dir(location)
+        self.store.clear_node(folder)
+        artifacts = {key: self.store.write_value(folder, key, value) for key, value in values.items()}
+        recorder = api.current_recorder()
+        self.store.put_json(folder / METRICS_FILE, {
+            "node": self.node.id, "label": self.node.label, "process": self.node.process,
+            "partition": self.node.partition_value, "seed": self.node.seed_value, **recorder.to_json(),
+        })
+        self.store.write_manifest(folder, artifacts)
+        self.store.record_run(self.location_key(run_key, location), folder, extra_files=[METRICS_FILE])
+        self.say(f"wrote {location.results_dir}: " + ", ".join(f"{k} ({a.format})" for k, a in artifacts.items()))
+
+    # -- execution ---------------------------------------------------------------------------
+    def execute(self, manifests: list[tuple[NodeInput, dict[str, Artifact]]]) -> list[dict[str, Any]]:
+        """Run the function (or the built-in split) and return the values for each output folder."""
+        upstream = self.load_inputs(manifests)
+        spec = self.spec
+        api.reset_recorder()
+        if spec.function is None:
+            result: dict[str, Any] = dict(upstream)
+        else:
+            extra = {"seeds": list(spec.seeds)} if spec.seeds is not None else {}
+            result = self.call(upstream, extra)
+        if spec.data_split is None:
+            return [result]
+        return self.split(result)
+
+    def load_inputs(self, manifests: list[tuple[NodeInput, dict[str, Artifact]]]) -> dict[str, Any]:
+        """Upstream values by key; at an aggregation, values from fanned-out branches are nested by
+        branch key (``data1`` then ``seed41``). Keys starting with ``__`` are private to their node."""
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for item, manifest in manifests:
+            folder = self.location_dir(item.location)
+            for key, artifact in manifest.items():
+                if key.startswith("__"):
+                    continue
+                value = self.store.read_value(folder, artifact)
+                if not item.keys:
+                    if key in values:
+                        raise self.fail(f"input '{key}' arrives from both '{sources[key]}' and '{item.upstream}'; "
+                                        "rename one of the outputs")
+                    values[key] = value
+                    sources[key] = item.upstream
+                    continue
+                nested = values.setdefault(key, {})
+                if not isinstance(nested, dict) or (key in sources and sources[key] != "*aggregated*"):
+                    raise self.fail(f"input '{key}' arrives both aggregated and from '{sources[key]}'")
+                sources[key] = "*aggregated*"
+                for branch in item.keys[:-1]:
+                    nested = nested.setdefault(branch, {})
+                if item.keys[-1] in nested:
+                    raise self.fail(f"input '{key}' for branch {'/'.join(item.keys)} arrives from two upstreams")
+                nested[item.keys[-1]] = value
+        return values
+
+    def call(self, upstream: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        spec = self.spec
+        function_info = spec.function
+        assert function_info is not None
+        parameters = effective_parameters(self.project, spec)
+        for key in upstream:
+            if key in parameters:
+                raise self.fail(f"input '{key}' from upstream collides with parameter '{key}'; rename one")
+        random_seed = self.node.seed[-1] if self.node.seed else parameters.get("random_seed", self.project.random_seed)
+        parameters = {**parameters, "random_seed": random_seed}
+        candidates: dict[str, Any] = {**parameters, **upstream, **extra}
+        wanted = function_info.params
+        if "context" in wanted and "context" not in candidates:
+            candidates["context"] = NodeContext(
+                process=spec.name, label=self.node.label, id=self.node.id, partition=self.node.partition_value,
+                seed=self.node.seed_value, random_seed=random_seed, parameters=parameters,
+                results_dir=self.location_dir(self.node), project_dir=self.root)
+        if "hyperparameters" in wanted and "hyperparameters" not in candidates:
+            candidates["hyperparameters"] = dict(parameters)  # early ExpOps style: fn(data, hyperparameters)
+        if "data" in wanted and "data" not in candidates:
+            candidates["data"] = dict(upstream)
+        if function_info.has_var_kwargs:
+            kwargs = {k: v for k, v in candidates.items() if k not in ("context", "hyperparameters") or k in wanted}
+        else:
+            kwargs = {k: candidates[k] for k in wanted if k in candidates}
+        missing = [name for name in function_info.required if name not in kwargs]
+        if missing:
+            raise self.fail(f"function '{function_info.name}' needs {', '.join(repr(m) for m in missing)} "
+                            f"but the available inputs are: {', '.join(sorted(candidates)) or 'none'}")
+        function = self.load_function()
+        seeded = seed_rngs(derive_task_seed(int(random_seed), spec.name), _read_text(spec.script))
+        self.say(f"calling {function_info.name}({', '.join(sorted(kwargs))}); RNGs seeded: {', '.join(seeded)}")
+        with contextlib.redirect_stdout(self.log), contextlib.redirect_stderr(self.log):
+            try:
+                result = function(**kwargs)
+            except Exception as exc:
+                traceback.print_exc(file=self.log)
+                raise UserCodeError(self.node.label, f"{type(exc).__name__}: {exc}") from exc
+        if spec.data_split is not None and isinstance(result, (list, tuple)):
+            result = {spec.data_split.data_name: result}
+        if not isinstance(result, dict):
+            expected = "a dict (or a list of rows, for a data splitter)" if spec.data_split else "a dict"
+            raise self.fail(f"function '{function_info.name}' returned {type(result).__name__}; it must return {expected}")
+        for key in result:
+            if not is_safe_key(key):
+                raise self.fail(f"returned key {key!r} cannot be a file name "
+                                "(letters, digits, '_', '-', '.'; not starting with '.')")
+        return result
+
+    def load_function(self) -> Callable[..., Any]:
+        from expops_smk.compat import install_expops_alias
+
+        install_expops_alias()
+        script = self.spec.script
+        assert script is not None and self.spec.function is not None
+        module_name = "expops_user_" + hash_bytes(str(script).encode())[:12]
+        module = sys.modules.get(module_name)
+        if module is None:
+            for path in (str(self.root), str(script.parent)):
+                if path not in sys.path:
+                    sys.path.insert(0, path)
+            spec = importlib.util.spec_from_file_location(module_name, script)
+            if spec is None or spec.loader is None:
+                raise self.fail(f"cannot import {script}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            with contextlib.redirect_stdout(self.log):
+                try:
+                    spec.loader.exec_module(module)
+                except Exception as exc:
+                    traceback.print_exc(file=self.log)
+                    raise UserCodeError(self.node.label, f"importing {script.name} failed: {type(exc).__name__}: {exc}") from exc
+        function = getattr(module, self.spec.function.name, None)
+        if not callable(function):
+            raise self.fail(f"{script.name} defines no function '{self.spec.function.name}' when imported")
+        return function
+
+    def split(self, result: dict[str, Any]) -> list[dict[str, Any]]:
+        from expops_smk.splitting import SplitError, split_rows
+
+        split = self.spec.data_split
+        assert split is not None
+        if split.data_name not in result:
+            raise self.fail(f"data_name '{split.data_name}' is not among the values to split "
+                            f"(available: {', '.join(sorted(result)) or 'none'})")
+        try:
+            parts = split_rows(result[split.data_name], split.count, split.row_counts)
+        except SplitError as exc:
+            raise self.fail(f"data_parallelism: {exc}") from None
+        return [{**result, split.data_name: part} for part in parts]
+
+
+def _read_text(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m expops_smk.runtime", description="Run one expops-smk node.")
+    parser.add_argument("process")
+    parser.add_argument("--partition", default="")
+    parser.add_argument("--seed", default="")
+    parser.add_argument("--log", required=True, type=Path)
+    args = parser.parse_args(argv)
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.log, "w", encoding="utf-8") as log:
+        try:
+            NodeRun(Path.cwd(), args.process, args.partition, args.seed, log).run()
+        except ExpopsError as exc:
+            log.write(f"error: {exc}\n")
+            print(f"expops-smk: {exc} (log: {args.log})", file=sys.stderr)
+            return 2
+        except UserCodeError as exc:
+            print(f"expops-smk: node '{exc.label}': the process function raised {exc} "
+                  f"(traceback in {args.log})", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
