@@ -85,26 +85,141 @@ def generate(project: Path) -> None:
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@PROJECT_ARGUMENT
 @click.option("--cores", default="all", show_default=True, help="Passed to snakemake --cores.")
 @click.option("--profile", default=None, help="Workflow profile under PROJECT/profiles/ (e.g. slurm).")
-@click.argument("snakemake_args", nargs=-1, type=click.UNPROCESSED)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @reports_errors
-def run(project: Path, cores: str, profile: str | None, snakemake_args: tuple[str, ...]) -> None:
-    """Generate, then run snakemake in PROJECT; extra arguments go to snakemake (e.g. -n)."""
+def run(cores: str, profile: str | None, args: tuple[str, ...]) -> None:
+    """Generate, then run snakemake: `expops-smk run [PROJECT] [SNAKEMAKE ARGS]` (e.g. -n, --keep-going).
+
+    PROJECT (default: the current folder) is the first argument when it names a folder; every
+    other argument goes to snakemake unchanged.
+    """
     from expops_smk.workflow import generate_project
 
+    project = Path(".")
+    if args and not args[0].startswith("-") and Path(args[0]).is_dir():
+        project, args = Path(args[0]), args[1:]
     _load(project)
     generate_project(project.resolve())
-    snakemake = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
+    sibling = Path(sys.executable).with_name("snakemake")  # the snakemake of this environment first
+    snakemake = str(sibling) if sibling.exists() else shutil.which("snakemake")
+    if snakemake is None:
+        raise ExpopsError("snakemake not found: install it in this environment (pip install 'snakemake>=9')")
     command = [snakemake, "--cores", cores]
     if profile:
         command += ["--workflow-profile", str(Path("profiles") / profile)]
-    command += list(snakemake_args)
+    command += list(args)
     click.echo("$ " + " ".join(command), err=True)
     os.chdir(project)
     os.execv(command[0], command)
 
+
+@main.command()
+@click.argument("process")
+@click.option("--project", "project", default=".", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Project folder.")
+@click.option("--partition", default=None, help="Partition number, or a path such as p1-p2.")
+@click.option("--seed", default=None, type=int, help="Seed of the node.")
+@reports_errors
+def show(process: str, project: Path, partition: str | None, seed: int | None) -> None:
+    """Print the outputs of one node (tables as text), e.g. `expops-smk show train --partition 1 --seed 41`."""
+    from expops_smk.results import load
+
+    partition_value: str | int | None = int(partition) if partition and partition.isdigit() else partition
+    for key, value in load(project, process, partition=partition_value, seed=seed).items():
+        text = value.to_string() if hasattr(value, "to_string") else repr(value)
+        click.echo(f"== {key} ({type(value).__name__})\n{text}")
+
+
+@main.command()
+@PROJECT_ARGUMENT
+@click.option("--changed-only", is_flag=True, help="List only nodes that would run or be restored.")
+@reports_errors
+def status(project: Path, changed_only: bool) -> None:
+    """Per node: up to date, or why the next run would execute (or restore) it."""
+    from expops_smk.status import UP_TO_DATE, project_status
+
+    statuses = project_status(project)
+    for item in statuses:
+        if not (changed_only and item.state == UP_TO_DATE):
+            click.echo(item.line())
+    counts: dict[str, int] = {}
+    for item in statuses:
+        counts[item.state] = counts.get(item.state, 0) + 1
+    click.echo(", ".join(f"{n} {state}" for state, n in counts.items()), err=True)
+
+
+@main.command()
+@PROJECT_ARGUMENT
+@click.option("--dry-run", is_flag=True, help="Only print what would be removed and freed.")
+@reports_errors
+def gc(project: Path, dry_run: bool) -> None:
+    """Remove results and cached runs that no current node references."""
+    from expops_smk.housekeeping import collect_garbage
+
+    report = collect_garbage(project, dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for folder in report.stale_folders:
+        click.echo(f"{verb} {os.path.relpath(folder, Path.cwd())}/ (no longer a node of the project)")
+    click.echo(f"{verb} {len(report.stale_folders)} result folders and {len(report.store_files)} store files, "
+               f"{'freeing' if dry_run else 'freed'} {report.freed_bytes / 1e6:.1f} MB")
+
+
+@main.command()
+@PROJECT_ARGUMENT
+@reports_errors
+def verify(project: Path) -> None:
+    """Re-hash every artifact under results/ and report those that no longer match (exit 1)."""
+    from expops_smk.housekeeping import verify as verify_project
+
+    problems = verify_project(project)
+    for line in problems:
+        click.echo(line)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) found", err=True)
+        sys.exit(1)
+    click.echo("all artifacts match their recorded hashes")
+
+
+
+# -- metrics and report (issue 6) ------------------------------------------------------------
+@main.command()
+@PROJECT_ARGUMENT
+@click.option("--format", "output_format", type=click.Choice(["text", "csv", "parquet"]), default="text",
+              show_default=True, help="Parquet needs --output.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to FILE instead of stdout.")
+@click.option("--summary", is_flag=True, help="Per process x metric: n, mean, std, min, max, 95% CI of final values.")
+@click.option("--by-partition", is_flag=True, help="With --summary: over seeds within each partition.")
+@reports_errors
+def metrics(project: Path, output_format: str, output: Path | None, summary: bool, by_partition: bool) -> None:
+    """Print every metric logged under PROJECT/results as a tidy table, or its --summary."""
+    from expops_smk import metrics as metrics_module
+
+    if by_partition and not summary:
+        raise click.UsageError("--by-partition applies to --summary")
+    table = metrics_module.collect(project)
+    if summary:
+        table = metrics_module.summary(table, by_partition=by_partition)
+    text = metrics_module.write(table, output_format, output)
+    if text is not None:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@PROJECT_ARGUMENT
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Default: PROJECT/report.html.")
+@reports_errors
+def report(project: Path, output: Path | None) -> None:
+    """Write a self-contained HTML report of PROJECT's last run: summary, plots, DAG, nodes."""
+    from expops_smk.report import REPORT_FILE, write_report
+
+    target = output or project / REPORT_FILE
+    for warning in write_report(project, target).warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"written: {target}")
 
 if __name__ == "__main__":
     main()

@@ -239,6 +239,13 @@ class Graph:
     def output_locations(self, node: Node) -> list[Node]:
         return self.layouts[node.process].output_locations(node)
 
+    def producer(self, location: Node) -> Node:
+        """The node that writes the folder ``location``: a data split writes its partitions' folders."""
+        layout = self.layouts[location.process]
+        if layout.child_layer is not None and layout.child_layer.kind == "data":
+            return Node(location.process, location.partition[:-1], location.seed)
+        return location
+
 
 def build_graph(project: ProjectConfig) -> Graph:
     return Graph(project)

@@ -16,16 +16,7 @@ def edges(graph: Graph) -> Iterator[tuple[Node, Node, tuple[str, ...]]]:
     """(producer node, consumer node, aggregation keys) for every input of every node."""
     for node in graph.nodes():
         for item in graph.inputs(node):
-            producer = _producer(graph, item.location)
-            yield producer, node, item.keys
-
-
-def _producer(graph: Graph, location: Node) -> Node:
-    """The node that writes ``location``: a data split writes its partitions' folders."""
-    layout = graph.layouts[location.process]
-    if layout.child_layer is not None and layout.child_layer.kind == "data":
-        return Node(location.process, location.partition[:-1], location.seed)
-    return location
+            yield graph.producer(item.location), node, item.keys
 
 
 def as_tree(graph: Graph) -> str:
@@ -67,7 +58,7 @@ def as_json(graph: Graph) -> str:
             "seed": node.seed_value,
             "results_dir": node.results_dir,
             "inputs": [
-                {"process": item.upstream, "from": _producer(graph, item.location).id,
+                {"process": item.upstream, "from": graph.producer(item.location).id,
                  "results_dir": item.location.results_dir, "keys": list(item.keys)}
                 for item in graph.inputs(node)
             ],

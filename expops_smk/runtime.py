@@ -95,6 +95,37 @@ def seed_rngs(seed: int, script_source: str = "") -> list[str]:
     return seeded
 
 
+def run_payload(project: ProjectConfig, spec: ProcessSpec, node: Node,
+                manifests: list[tuple[NodeInput, dict[str, Artifact]]], data_digest: str | None) -> dict[str, Any]:
+    """Everything that determines a node's outputs; its hash is the run key of the run cache.
+
+    ``expops-smk status`` compares a recorded payload with the current one field by field to say
+    *why* a node would re-run, so every field is kept readable rather than pre-hashed.
+    """
+    function = spec.function
+    return {
+        "format": RUNTIME_FORMAT,
+        "node": node.id,
+        "code": function.code_hash if function else "builtin-split-1",
+        "parameters": accepted_parameters(project, spec),
+        "fanout": [spec.data_split and [spec.data_split.count, spec.data_split.row_counts,
+                                        spec.data_split.data_name], spec.seeds],
+        "random_seed": None if node.seed else project.random_seed,
+        "inputs": [[item.location.results_dir, list(item.keys), {k: a.digest for k, a in sorted(m.items())}]
+                   for item, m in manifests],
+        "data": data_digest,
+    }
+
+
+def hash_payload(payload: Mapping[str, Any]) -> str:
+    return hash_bytes(json.dumps(payload, sort_keys=True, default=str).encode())
+
+
+def location_key(run_key: str, location: Node) -> str:
+    """Run records are kept per output folder (a data split writes one folder per partition)."""
+    return hash_bytes(f"{run_key}|{location.results_dir}".encode())
+
+
 class NodeRun:
     """One execution of one node."""
 
@@ -146,25 +177,8 @@ class NodeRun:
         except FileNotFoundError:
             raise self.fail(f"{DATA_DIGEST} is missing; run through snakemake, which writes it") from None
 
-    def run_key(self, manifests: list[tuple[NodeInput, dict[str, Artifact]]]) -> str:
-        function = self.spec.function
-        payload = {
-            "format": RUNTIME_FORMAT,
-            "node": self.node.id,
-            "code": function.code_hash if function else "builtin-split-1",
-            "parameters": accepted_parameters(self.project, self.spec),
-            "fanout": [self.spec.data_split and [self.spec.data_split.count, self.spec.data_split.row_counts,
-                                                  self.spec.data_split.data_name], self.spec.seeds],
-            "random_seed": None if self.node.seed else self.project.random_seed,
-            "inputs": [[item.location.results_dir, list(item.keys), {k: a.digest for k, a in sorted(m.items())}]
-                       for item, m in manifests],
-            "data": self.data_digest(),
-        }
-        return hash_bytes(json.dumps(payload, sort_keys=True, default=str).encode())
-
-    @staticmethod
-    def location_key(run_key: str, location: Node) -> str:
-        return hash_bytes(f"{run_key}|{location.results_dir}".encode())
+    def run_payload(self, manifests: list[tuple[NodeInput, dict[str, Artifact]]]) -> dict[str, Any]:
+        return run_payload(self.project, self.spec, self.node, manifests, self.data_digest())
 
     # -- main --------------------------------------------------------------------------------
     def run(self) -> str:
@@ -172,9 +186,10 @@ class NodeRun:
         started = time.perf_counter()
         self.say(f"node {self.node.label}  id {self.node.id}")
         manifests = self.read_input_manifests()
-        run_key = self.run_key(manifests)
+        payload = self.run_payload(manifests)
+        run_key = hash_payload(payload)
         locations = self.layout.output_locations(self.node)
-        if all(self.store.restore_run(self.location_key(run_key, loc), self.location_dir(loc)) for loc in locations):
+        if all(self.store.restore_run(location_key(run_key, loc), self.location_dir(loc)) for loc in locations):
             outcome = "restored"
             self.say(f"inputs, code and parameters match a recorded run ({run_key}): outputs restored, user code not run")
         else:
@@ -186,7 +201,7 @@ class NodeRun:
         for location in locations:
             self.store.put_json(self.location_dir(location) / RUN_FILE, {
                 "node": self.node.id, "label": self.node.label, "run_key": run_key, "outcome": outcome,
-                "seconds": round(elapsed, 3),
+                "seconds": round(elapsed, 3), "payload": payload,
             })
         self.say(f"{outcome} in {elapsed:.2f}s")
         return outcome
@@ -201,7 +216,7 @@ class NodeRun:
             "partition": self.node.partition_value, "seed": self.node.seed_value, **recorder.to_json(),
         })
         self.store.write_manifest(folder, artifacts)
-        self.store.record_run(self.location_key(run_key, location), folder, extra_files=[METRICS_FILE])
+        self.store.record_run(location_key(run_key, location), folder, extra_files=[METRICS_FILE])
         self.say(f"wrote {location.results_dir}: " + ", ".join(f"{k} ({a.format})" for k, a in artifacts.items()))
 
     # -- execution ---------------------------------------------------------------------------

@@ -531,6 +531,15 @@ class Store:
         }
         self.put_json(self._run_path(run_key), payload)
 
+    def has_run(self, run_key: str) -> bool:
+        """Whether a record for ``run_key`` exists with all its objects present (not re-hashed)."""
+        record = self._load_run(self._run_path(run_key))
+        if record is None:
+            return False
+        artifacts, extras = record
+        hashes = {a.file: a.object for a in artifacts.values()} | extras
+        return all(self._object_path(h, _suffix(name)).is_file() for name, h in hashes.items())
+
     def restore_run(self, run_key: str, node_dir: Path) -> bool:
         """Replay a recorded execution into ``node_dir`` by hard-linking its stored objects.
 
@@ -606,7 +615,8 @@ class Store:
         return problems
 
     def gc(
-        self, keep_run_keys: set[str] | None, results_dir: Path, dry_run: bool
+        self, keep_run_keys: set[str] | None, results_dir: Path, dry_run: bool,
+        ignore_dirs: frozenset[Path] = frozenset(),
     ) -> tuple[list[Path], int]:
         """Delete objects nothing refers to; return (paths removed or to remove, bytes freed).
 
@@ -616,9 +626,13 @@ class Store:
         last link goes, i.e. disk space really freed. An unreadable manifest aborts the gc: its
         references are unknown, and deleting on a guess would lose data. Run gc while no workflow
         is running: an object written by a live job is unreferenced until its manifest appears.
+        Manifests in ``ignore_dirs`` (result folders about to be deleted) protect nothing, so a
+        dry run reports what the real run would free.
         """
         referenced: set[str] = set()
         for manifest in _find_manifests(Path(results_dir)):
+            if manifest.parent in ignore_dirs:
+                continue
             for artifact in self.read_manifest(manifest.parent).values():
                 referenced.add(artifact.object + _suffix(artifact.file))
         cutoff = time.time() - _STALE_TMP_SECONDS
