@@ -194,12 +194,15 @@ def verify(project: Path) -> None:
 @click.option("--by-partition", is_flag=True, help="With --summary: over seeds within each partition.")
 @reports_errors
 def metrics(project: Path, output_format: str, output: Path | None, summary: bool, by_partition: bool) -> None:
-    """Print every metric logged under PROJECT/results as a tidy table, or its --summary."""
+    """Print the metrics logged under PROJECT/results as a tidy table, or their --summary.
+
+    Only nodes of the current plan count: results of removed seeds or partitions are left out
+    (expops-smk gc deletes them)."""
     from expops_smk import metrics as metrics_module
 
     if by_partition and not summary:
         raise click.UsageError("--by-partition applies to --summary")
-    table = metrics_module.collect(project)
+    table = metrics_module.collect(project, metrics_module.current_node_ids(project))
     if summary:
         table = metrics_module.summary(table, by_partition=by_partition)
     text = metrics_module.write(table, output_format, output)
