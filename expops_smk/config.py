@@ -11,7 +11,9 @@ different fan-outs) is checked where the layers are computed, in ``graph``.
 
 from __future__ import annotations
 
+import keyword
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -30,8 +32,16 @@ _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 MAX_CONFIG_BYTES = 5 * 1024 * 1024
+# The safe loader (plain data only, no Python tags), in its libyaml build when present: ~5x faster,
+# which matters because Snakemake re-reads the config at every start.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_YAML_NODES = 200_000
 MAX_FANOUT = 100_000
+# Seeds become path segments (results/<process>/s<seed>/): bounding them to 64-bit integers keeps
+# every segment short, and they are what numpy, torch and friends accept.
+SEED_RANGE = (-(2**63), 2**64 - 1)
+# Rule names the generated workflow defines itself.
+_RESERVED_NAMES = {"all"}
 DEFAULT_RANDOM_SEED = 42
 DEFAULT_DATA_NAME = "data"
 
@@ -54,6 +64,16 @@ _RESOURCE_KEYS = {"cpus", "threads", "mem_mb", "runtime", "gpus", "gpu", "slurm_
 def is_safe_name(name: object) -> bool:
     """True when ``name`` can be a rule name and a single path segment (no '/', '..', spaces)."""
     return isinstance(name, str) and bool(_SAFE_NAME.match(name))
+
+
+def _reserved_reason(name: str) -> str | None:
+    """Why a safe-looking name still cannot be a Snakemake rule (a Python keyword, ``all``)."""
+    rule = name.replace("-", "_")
+    if keyword.iskeyword(rule):
+        return f"'{name}' is a Python keyword and cannot name a Snakemake rule"
+    if rule in _RESERVED_NAMES:
+        return f"'{name}' is the name of the workflow's own target rule"
+    return None
 
 
 def is_safe_key(key: object) -> bool:
@@ -132,7 +152,10 @@ def _read_yaml(path: Path, root: Path) -> dict[str, Any]:
     shown = _shown(path, root)
     if not path.is_file():
         raise ConfigError(shown, None, "project config not found (expected configs/project_config.yaml)")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(shown, None, f"cannot read: {exc.strerror or exc}") from None
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(shown, None, f"file is {len(data)} bytes; the limit is {MAX_CONFIG_BYTES}")
     try:
@@ -140,12 +163,19 @@ def _read_yaml(path: Path, root: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(shown, None, f"file is not valid UTF-8 (byte {exc.start})") from None
     try:
-        loaded = yaml.safe_load(text)
+        loaded = yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(shown, None, f"invalid YAML{where}: {problem}") from None
+    except RecursionError:
+        # PyYAML composes nested collections recursively: '[[[[...' would escape as a traceback.
+        raise ConfigError(shown, None, "invalid YAML: collections nested too deeply") from None
+    except Exception as exc:  # noqa: BLE001 - safe loading has no side effects to protect
+        # Scalar constructors raise plain Python errors (`2020-13-45`: ValueError, `!!timestamp x`:
+        # AttributeError, a 5,000-digit int: ValueError); each is a fault of the file, not a crash.
+        raise ConfigError(shown, None, f"invalid YAML: {type(exc).__name__}: {exc}") from None
     _check_bounded(loaded, shown)
     if not isinstance(loaded, dict):
         raise ConfigError(shown, None, "top level must be a mapping")
@@ -189,6 +219,10 @@ class _Parser:
         self.file = _shown(config_file, root)
         self.config_file = config_file
         self.warnings: list[str] = []
+        # Processes named in process_adjlist -> the line that first names them: a process may be
+        # listed there without an entry under processes.
+        self.adjlist_nodes: dict[str, int] = {}
+        self.declared: set[str] = set()
 
     # -- helpers -----------------------------------------------------------------------------
     def error(self, field_name: str | None, message: str, process: str | None = None) -> ConfigError:
@@ -219,14 +253,15 @@ class _Parser:
         scripts = self.parse_scripts()
         random_seed = self.parse_random_seed()
         data_path = self.parse_data_path()
-        default_resources = self.parse_resources(self.raw.get("compute", {}).get("resources")
-                                                 if isinstance(self.raw.get("compute"), dict) else None,
-                                                 "compute.resources", None)
+        compute = self.mapping(self.raw.get("compute"), "compute")
+        default_resources = self.parse_resources(compute.get("resources"), "compute.resources", None)
+        self.mapping(self.raw.get("environment"), "environment")
         declared = self.parse_process_list(pipeline)
+        self.declared = set(declared)
         edges = self.parse_adjlist(pipeline.get("process_adjlist"))
         for name, spec_raw in declared.items():
             for parent in self.parse_depends_on(name, spec_raw):
-                edges.append((parent, name, f"processes[{name}].depends_on"))
+                edges.append((parent, name, "depends_on"))
         order = self.topological_order(declared, edges)
         parents: dict[str, list[str]] = {name: [] for name in order}
         for source, target, _ in edges:
@@ -238,7 +273,8 @@ class _Parser:
             for name in order
         }
         metadata = self.mapping(self.raw.get("metadata"), "metadata")
-        name = metadata.get("name", self.root.name)
+        # One line: the name is written into comments of the generated Snakefile.
+        name = " ".join(str(metadata.get("name", self.root.name)).split()) or self.root.name
         return ProjectConfig(
             root=self.root,
             config_file=self.config_file,
@@ -254,22 +290,45 @@ class _Parser:
 
     def locate_pipeline(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """Find the pipeline in any of the three layouts; return it with the global parameters."""
-        candidates = [
-            ("model.parameters", self.raw.get("model")),
-            ("experiment.parameters", self.raw.get("experiment")),
-        ]
-        for prefix, section in candidates:
+        found: list[tuple[str, Any, str, dict[str, Any]]] = []  # (where, pipeline, globals field, globals)
+        for prefix, section in (("model.parameters", self.raw.get("model")),
+                                ("experiment.parameters", self.raw.get("experiment"))):
             section = self.mapping(section, prefix.split(".")[0])
             params = self.mapping(section.get("parameters"), prefix)
             if "pipeline" in params:
-                pipeline = self.mapping(params["pipeline"], f"{prefix}.pipeline")
-                return pipeline, {k: v for k, v in params.items() if k != "pipeline"}
+                found.append((f"{prefix}.pipeline", params["pipeline"], prefix,
+                              {k: v for k, v in params.items() if k != "pipeline"}))
         experiment = self.mapping(self.raw.get("experiment"), "experiment")
         if "pipeline" in experiment:
-            pipeline = self.mapping(experiment["pipeline"], "experiment.pipeline")
-            return pipeline, dict(self.mapping(experiment.get("parameters"), "experiment.parameters"))
-        raise self.error("pipeline", "no pipeline found under model.parameters.pipeline, "
-                                     "experiment.parameters.pipeline or experiment.pipeline")
+            found.append(("experiment.pipeline", experiment["pipeline"], "experiment.parameters",
+                          dict(self.mapping(experiment.get("parameters"), "experiment.parameters"))))
+        if not found:
+            raise self.error("pipeline", "no pipeline found under model.parameters.pipeline, "
+                                         "experiment.parameters.pipeline or experiment.pipeline")
+        where, pipeline, globals_field, global_parameters = found[0]
+        if len(found) > 1:
+            self.warnings.append(f"{self.file}: pipelines under {' and '.join(f[0] for f in found)}; "
+                                 f"using {where}, ignoring the others")
+        self.check_plain_data(global_parameters, globals_field, None)
+        return self.mapping(pipeline, where), global_parameters
+
+    def check_plain_data(self, value: Any, field_name: str, process: str | None) -> None:
+        """Parameters must survive JSON unchanged: jobs read them back from the JSON plan and rule
+        params hash them as JSON with sorted keys. A YAML date would reach functions as a date at
+        validation and as a string in jobs; mixed int/str keys cannot be sorted at all."""
+        stack: list[tuple[Any, str]] = [(value, field_name)]
+        while stack:
+            item, where = stack.pop()
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        raise self.error(where, f"key {key!r} must be a string (quote it)", process)
+                    stack.append((child, f"{where}.{key}"))
+            elif isinstance(item, list):
+                stack.extend((child, f"{where}[{index}]") for index, child in enumerate(item))
+            elif item is not None and not isinstance(item, (str, int, float)):
+                raise self.error(where, f"{type(item).__name__} value '{item}' is not plain data "
+                                 "(strings, numbers, booleans, null, lists, mappings); quote it", process)
 
     def parse_scripts(self) -> dict[str, Path]:
         scripts = self.mapping(self.raw.get("scripts"), "scripts")
@@ -318,6 +377,8 @@ class _Parser:
             if not is_safe_name(name):
                 raise self.error(f"{where}.name", f"{name!r} is not a safe process name "
                                  "(letters, digits, '_' and '-', starting with a letter or '_')")
+            if _reserved_reason(name):
+                raise self.error(f"{where}.name", _reserved_reason(name))
             if name in declared:
                 raise self.error("name", "duplicate process name", name)
             declared[name] = item
@@ -339,7 +400,6 @@ class _Parser:
         else:
             raise self.error("process_adjlist", "must be a string or a list of strings")
         edges: list[tuple[str, str, str]] = []
-        self.adjlist_nodes: list[str] = []
         for number, line in enumerate(lines, start=1):
             tokens = line.split("#", 1)[0].split()
             if not tokens:
@@ -347,8 +407,9 @@ class _Parser:
             for token in tokens:
                 if not is_safe_name(token):
                     raise self.error(f"process_adjlist line {number}", f"{token!r} is not a safe process name")
-                if token not in self.adjlist_nodes:
-                    self.adjlist_nodes.append(token)
+                if _reserved_reason(token):
+                    raise self.error(f"process_adjlist line {number}", _reserved_reason(token))
+                self.adjlist_nodes.setdefault(token, number)
             source, *targets = tokens
             edges.extend((source, target, f"process_adjlist line {number}") for target in targets)
         return edges
@@ -365,14 +426,12 @@ class _Parser:
                           edges: list[tuple[str, str, str]]) -> list[str]:
         """Order processes parents-first, keeping declaration order where the DAG allows it."""
         names = list(declared)
-        for extra in getattr(self, "adjlist_nodes", []):
-            if extra not in declared:
-                names.append(extra)
+        names += [extra for extra in self.adjlist_nodes if extra not in declared]
         known = set(names)
         for source, target, where in edges:
             for endpoint in (source, target):
                 if endpoint not in known:
-                    owner = target if where.endswith("depends_on") else None
+                    owner = target if where == "depends_on" else None
                     raise self.error(where, f"unknown process '{endpoint}'", owner)
             if source == target:
                 raise self.error(where, f"cycle: {source} -> {source}", source)
@@ -394,10 +453,16 @@ class _Parser:
                     ready.append(nxt)
                     ready.sort(key=position.__getitem__)
         if len(order) < len(names):
-            remaining = {n for n in names if indegree[n] > 0}
-            predecessors = {n: [s for s in names if s in remaining and n in successors[s]] for n in remaining}
+            remaining = [n for n in names if indegree[n] > 0]
+            predecessors = {n: [s for s in remaining if n in successors[s]] for n in remaining}
             cycle = _find_cycle(predecessors)
-            raise self.error("process_adjlist", "cycle: " + " -> ".join(cycle), cycle[0])
+            # Start at the first-declared process of the cycle: the same message on every run.
+            start = min(range(len(cycle) - 1), key=lambda i: position[cycle[i]])
+            cycle = cycle[start:-1] + cycle[:start] + [cycle[start]]
+            steps = set(zip(cycle, cycle[1:]))
+            fields = sorted({"depends_on" if where == "depends_on" else "process_adjlist"
+                             for source, target, where in edges if (source, target) in steps})
+            raise self.error(" + ".join(fields), "cycle: " + " -> ".join(cycle), cycle[0])
         return order
 
     # -- one process -------------------------------------------------------------------------
@@ -440,7 +505,9 @@ class _Parser:
         if "parameters" in item and "hyperparameters" in item:
             raise self.error("hyperparameters", "give either 'parameters' or 'hyperparameters', not both", name)
         field_name = "hyperparameters" if "hyperparameters" in item else "parameters"
-        return dict(self.mapping(item.get(field_name), field_name, name))
+        parameters = dict(self.mapping(item.get(field_name), field_name, name))
+        self.check_plain_data(parameters, field_name, name)
+        return parameters
 
     def parse_data_parallelism(self, name: str, item: dict[str, Any]) -> tuple[DataSplit | None, bool]:
         section = self.mapping(item.get("data_parallelism"), "data_parallelism", name)
@@ -477,8 +544,9 @@ class _Parser:
         for seed in seeds:
             if not _is_int(seed):
                 raise self.error("seed_parallelism.seeds", f"seed {seed!r} is not an integer", name)
-        duplicates = sorted({s for s in seeds if seeds.count(s) > 1}) if len(seeds) < 1000 else \
-            sorted(s for s in set(seeds) if seeds.count(s) > 1)
+            if not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+                raise self.error("seed_parallelism.seeds", f"seed {seed} does not fit in 64 bits", name)
+        duplicates = sorted(seed for seed, count in Counter(seeds).items() if count > 1)
         if duplicates:
             raise self.error("seed_parallelism.seeds", f"duplicate seed(s) {duplicates}", name)
         return tuple(int(s) for s in seeds), aggregation
@@ -547,6 +615,11 @@ class _Parser:
             available = sorted(module_functions(script)) if info is None else []
         except ScriptError as exc:
             raise self.error(code_field, str(exc), name) from None
+        if info is None and name not in self.declared:
+            # Only named in process_adjlist: most likely a typo there, so point at that line.
+            raise self.error(f"process_adjlist line {self.adjlist_nodes[name]}",
+                             f"unknown process '{name}': not under processes and no function '{name}' "
+                             f"in {_shown(script, self.root)}", name)
         if info is None:
             what = f"function '{function_name}'" + ("" if code else " (named after the process; set 'code')")
             raise self.error(code_field, f"{what} not found in {_shown(script, self.root)}; "

@@ -4,8 +4,8 @@ A split process opens a *layer* (a data layer of N partitions or a seed layer of
 process below it carries that layer in its *stack* until an aggregation of that kind pops the
 innermost such layer. A process becomes one node per combination of its stack's values (a
 cartesian product). ``ProcessLayout`` holds that per-process structure: it is O(processes) to
-compute and is all the Snakefile generator and a single job need. ``expand`` enumerates the nodes
-(O(nodes)) for the CLI, tests and status; ``ProcessLayout.inputs`` resolves one node's inputs
+compute and is all the Snakefile generator and a single job need. ``Graph.nodes`` enumerates the nodes
+(O(nodes)) for the CLI, tests and status; ``Graph.inputs`` resolves one node's inputs
 without enumerating the others, so a job never pays for the size of the whole graph.
 
 Naming (data layers always before seed layers):
@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Iterator, Literal, Mapping, Sequence
+from functools import cached_property
+from typing import Iterator, Literal, Sequence
 
 from expops_smk.config import ConfigError, ProcessSpec, ProjectConfig
 
 LayerKind = Literal["data", "seed"]
 RESULTS_DIR = "results"
+# Far beyond what Snakemake can schedule (~40k jobs take 20 s just to plan); a typo such as
+# `size: 100000` under 1000 seeds must fail at validation rather than hang graph and generate.
+MAX_NODES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -127,8 +131,34 @@ class ProcessLayout:
         return self.spec.name
 
     def nodes(self) -> Iterator[Node]:
-        for values in itertools.product(*(layer.values for layer in self.stack)):
-            yield _node(self.name, self.stack, values)
+        combinations = itertools.product(*(layer.values for layer in self.stack))
+        data_positions = [i for i, layer in enumerate(self.stack) if layer.kind == "data"]
+        if data_positions == list(range(len(data_positions))):
+            # Data layers outside seed layers (the usual nesting): slice instead of regrouping.
+            split = len(data_positions)
+            for values in combinations:
+                yield Node(self.name, values[:split], values[split:])
+        else:
+            for values in combinations:
+                yield _node(self.name, self.stack, values)
+
+    def contains(self, node: Node) -> bool:
+        """True when ``node`` is one of this process's nodes (checked without enumerating them)."""
+        data_members, seed_members = self._members
+        if node.process != self.name or len(node.partition) != len(data_members) \
+                or len(node.seed) != len(seed_members):
+            return False
+        for values, layers in ((node.partition, data_members), (node.seed, seed_members)):
+            for value, members in zip(values, layers):
+                if value not in members:
+                    return False
+        return True
+
+    @cached_property
+    def _members(self) -> tuple[tuple[frozenset[int], ...], tuple[frozenset[int], ...]]:
+        """Value sets of the data layers and of the seed layers: O(1) membership for large fan-outs."""
+        return (tuple(frozenset(layer.values) for layer in self.stack if layer.kind == "data"),
+                tuple(frozenset(layer.values) for layer in self.stack if layer.kind == "seed"))
 
     def output_locations(self, node: Node) -> list[Node]:
         """Folders this node writes: itself, or one per partition for a data split."""
@@ -143,14 +173,42 @@ class ProcessLayout:
         return count
 
 
+@dataclass(frozen=True)
+class _InputPlan:
+    """How a node finds one parent's output folder, fixed per edge so each node only indexes tuples.
+
+    Each component of the folder's partition (seed) path is ``(from_branch, index)``: copied from
+    the node's own partition (seed) path at ``index``, or, for a layer the node aggregates, from the
+    branch being enumerated (``collapsed[index]``).
+    """
+
+    upstream: str
+    collapsed: Stack
+    partition: tuple[tuple[bool, int], ...]
+    seed: tuple[tuple[bool, int], ...]
+
+    def location(self, node: Node, branch: tuple[int, ...]) -> Node:
+        if not self.collapsed:
+            # A plain edge: the parent's layers are the outer layers of the node's own (a prefix).
+            return Node(self.upstream, node.partition[: len(self.partition)], node.seed[: len(self.seed)])
+        return Node(self.upstream,
+                    tuple(branch[i] if from_branch else node.partition[i] for from_branch, i in self.partition),
+                    tuple(branch[i] if from_branch else node.seed[i] for from_branch, i in self.seed))
+
+
 class Graph:
     """The expanded graph of a project, computed per process (cheap) and per node (on demand)."""
 
     def __init__(self, project: ProjectConfig) -> None:
         self.project = project
         self.layouts: dict[str, ProcessLayout] = {}
+        self._plans: dict[str, list[_InputPlan]] = {}
         for spec in project.processes.values():
-            self.layouts[spec.name] = self._layout(spec)
+            self.layouts[spec.name] = layout = self._layout(spec)
+            self._plans[spec.name] = [self._input_plan(layout, parent) for parent in spec.parents]
+            if layout.node_count() > MAX_NODES:
+                raise self._error(spec, "depends_on", f"the fan-outs above it ({_describe(layout.stack)}) expand it "
+                                  f"to {layout.node_count()} nodes; the limit is {MAX_NODES} per process")
 
     # -- structure ----------------------------------------------------------------------------
     def _error(self, spec: ProcessSpec, field: str, message: str) -> ConfigError:
@@ -177,6 +235,21 @@ class Graph:
             child_layer = Layer("seed", spec.name, spec.seeds)
         output_stack = tuple(stack) + ((child_layer,) if child_layer and child_layer.kind == "data" else ())
         return ProcessLayout(spec, tuple(merged), tuple(stack), tuple(popped), output_stack, child_layer)
+
+    def _input_plan(self, layout: ProcessLayout, parent: str) -> _InputPlan:
+        """Every layer of the parent's folders is either one of the node's own layers or one it
+        aggregates: the parent's stack is a prefix of ``merged`` and ``stack`` is ``merged`` minus
+        ``popped``."""
+        folder_stack = self.layouts[parent].output_stack
+        collapsed = tuple(layer for layer in layout.popped if layer in folder_stack)
+        sources: dict[str, list[tuple[bool, int]]] = {"data": [], "seed": []}
+        for layer in folder_stack:
+            if layer in collapsed:
+                sources[layer.kind].append((True, collapsed.index(layer)))
+            else:
+                own = [other for other in layout.stack if other.kind == layer.kind]
+                sources[layer.kind].append((False, own.index(layer)))
+        return _InputPlan(parent, collapsed, tuple(sources["data"]), tuple(sources["seed"]))
 
     def children_stack(self, layout: ProcessLayout) -> Stack:
         """Layers a child of this process inherits: its stack plus any layer it opens."""
@@ -210,30 +283,20 @@ class Graph:
 
     def node(self, process: str, partition_value: str = "", seed_value: str = "") -> Node:
         """The node of ``process`` at the given wildcard values; raises KeyError if it does not exist."""
-        layout = self.layouts[process]
         node = Node(process, parse_partition(partition_value), parse_seed(seed_value))
-        expected = _coordinates(layout.stack, node)
-        if expected is None:
+        if not self.layouts[process].contains(node):
             raise KeyError(f"{process} has no node at partition={partition_value!r} seed={seed_value!r}")
         return node
 
     def inputs(self, node: Node) -> list[NodeInput]:
         """Upstream output folders of ``node`` and their aggregation keys, in parent order."""
-        layout = self.layouts[node.process]
-        coordinates = _coordinates(layout.stack, node)
-        if coordinates is None:
+        if not self.layouts[node.process].contains(node):
             raise KeyError(node)
         result: list[NodeInput] = []
-        for parent in layout.spec.parents:
-            parent_layout = self.layouts[parent]
-            collapsed = [layer for layer in layout.popped if layer in parent_layout.output_stack]
-            for branch in itertools.product(*(layer.values for layer in collapsed)):
-                values = dict(coordinates)
-                values.update({id(layer): value for layer, value in zip(collapsed, branch)})
-                location = _node(parent, parent_layout.output_stack,
-                                 [values[id(layer)] for layer in parent_layout.output_stack])
-                keys = tuple(layer.key(value) for layer, value in zip(collapsed, branch))
-                result.append(NodeInput(parent, location, keys))
+        for plan in self._plans[node.process]:
+            for branch in itertools.product(*(layer.values for layer in plan.collapsed)):
+                keys = tuple(layer.key(value) for layer, value in zip(plan.collapsed, branch))
+                result.append(NodeInput(plan.upstream, plan.location(node, branch), keys))
         return result
 
     def output_locations(self, node: Node) -> list[Node]:
@@ -255,21 +318,6 @@ def _node(process: str, stack: Sequence[Layer], values: Sequence[int]) -> Node:
     partition = tuple(v for layer, v in zip(stack, values) if layer.kind == "data")
     seed = tuple(v for layer, v in zip(stack, values) if layer.kind == "seed")
     return Node(process, partition, seed)
-
-
-def _coordinates(stack: Stack, node: Node) -> dict[int, int] | None:
-    """Map each layer of ``stack`` (by identity) to the node's value on it; None if they don't fit."""
-    data_layers = [layer for layer in stack if layer.kind == "data"]
-    seed_layers = [layer for layer in stack if layer.kind == "seed"]
-    if len(data_layers) != len(node.partition) or len(seed_layers) != len(node.seed):
-        return None
-    result: dict[int, int] = {}
-    for layers, values in ((data_layers, node.partition), (seed_layers, node.seed)):
-        for layer, value in zip(layers, values):
-            if value not in layer.values:
-                return None
-            result[id(layer)] = value
-    return result
 
 
 def parse_partition(value: str) -> tuple[int, ...]:

@@ -67,33 +67,41 @@ def as_json(graph: Graph) -> str:
 
 
 def as_dot(graph: Graph) -> str:
+    ids = _diagram_ids(graph)
     lines = ["digraph expops {", "  rankdir=TB;", "  node [shape=box, style=rounded];"]
-    for node in graph.nodes():
-        lines.append(f'  "{node.legacy_name}" [label="{node.label}"];')
+    for node, node_id in ids.items():
+        lines.append(f'  {node_id} [label="{node.label}"];')
     for producer, consumer, keys in _unique_edges(graph):
         label = f' [label="{"/".join(keys)}"]' if keys else ""
-        lines.append(f'  "{producer.legacy_name}" -> "{consumer.legacy_name}"{label};')
+        lines.append(f"  {ids[producer]} -> {ids[consumer]}{label};")
     lines.append("}")
     return "\n".join(lines)
 
 
 def as_mermaid(graph: Graph) -> str:
+    ids = _diagram_ids(graph)
     lines = ["flowchart TD"]
-    for node in graph.nodes():
-        lines.append(f'  {node.legacy_name}["{node.label}"]')
+    for node, node_id in ids.items():
+        lines.append(f'  {node_id}["{node.label}"]')
     for producer, consumer, _ in _unique_edges(graph):
-        lines.append(f"  {producer.legacy_name} --> {consumer.legacy_name}")
+        lines.append(f"  {ids[producer]} --> {ids[consumer]}")
     return "\n".join(lines)
 
 
+def _diagram_ids(graph: Graph) -> dict[Node, str]:
+    """Diagram identifiers n0, n1, ...: legacy names collide (process 'a' at partition 1 and a
+    process named 'a_1' are both ``a_1``) and may hold characters mermaid reads as syntax."""
+    return {node: f"n{index}" for index, node in enumerate(graph.nodes())}
+
+
 def _unique_edges(graph: Graph) -> list[tuple[Node, Node, tuple[str, ...]]]:
-    seen: set[tuple[Node, Node]] = set()
-    result = []
+    """One edge per (producer, consumer) pair. A data split feeding an aggregation directly is one
+    pair for all of its partitions; that edge is labelled with the number of branches it carries."""
+    keys_by_pair: dict[tuple[Node, Node], list[tuple[str, ...]]] = {}
     for producer, consumer, keys in edges(graph):
-        if (producer, consumer) not in seen:
-            seen.add((producer, consumer))
-            result.append((producer, consumer, keys))
-    return result
+        keys_by_pair.setdefault((producer, consumer), []).append(keys)
+    return [(producer, consumer, keys[0] if len(keys) == 1 else (f"{len(keys)} branches",))
+            for (producer, consumer), keys in keys_by_pair.items()]
 
 
 FORMATS = {"tree": as_tree, "json": as_json, "dot": as_dot, "mermaid": as_mermaid}
