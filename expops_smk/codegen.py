@@ -25,6 +25,8 @@ from expops_smk import __version__
 from expops_smk.config import ProcessSpec, ProjectConfig
 from expops_smk.graph import Graph, Layer, ProcessLayout, Stack
 from expops_smk.plan import accepted_parameters, plan_to_json
+from expops_smk.profiles import render_profiles
+from expops_smk.resources import rule_directives
 
 WORKFLOW_DIR = "workflow"
 SNAKEFILE = f"{WORKFLOW_DIR}/Snakefile"
@@ -72,7 +74,11 @@ def generate(project: ProjectConfig, graph: Graph) -> list[GeneratedFile]:
         SNAKEFILE: template("Snakefile.tmpl").substitute(header),
         RULES_FILE: render_rules(project, graph, header),
         PLAN_FILE: plan_to_json(project),
+        **render_profiles(project, graph),
     }
+    from expops_smk.charts import CHARTS_RULES_FILE, render_chart_rules  # charts imports this module
+
+    files[CHARTS_RULES_FILE] = render_chart_rules(project, graph, header)
     return [GeneratedFile(project.root / rel, write_if_changed(project.root / rel, text))
             for rel, text in files.items()]
 
@@ -113,9 +119,10 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         output=f"{INDENT}{_output_pattern(layout)},",
         log=_log_path(spec.name, wildcards),
         params=_params(project, layout),
-        extra=_extra(spec),
+        extra=rule_directives(project, graph, layout, wildcards),
         process=spec.name,
-        wildcard_args="".join(f" --{w} {{wildcards.{w}}}" for w in wildcards),
+        # "--seed=-2-7", not "--seed -2-7": argparse would take a value starting with '-' for an option.
+        wildcard_args="".join(f" --{w}={{wildcards.{w}}}" for w in wildcards),
     ).rstrip()
 
 
@@ -147,12 +154,13 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
     """Everything that changes what the job computes, so Snakemake re-runs it when one changes.
 
     The project's ``random_seed`` only matters to nodes outside seed fan-outs (inside one, the
-    branch seed replaces it), so only those carry it.
+    branch seed replaces it), so only those carry it. Snakemake prints changed params by value
+    alone ("before: ... now: ..."), so each value says what it is.
     """
     spec = layout.spec
     lines = []
     if spec.function is not None:
-        lines.append(f'code="{spec.function.code_hash}"')
+        lines.append(f'code="code of {spec.function.name}(): {spec.function.code_hash}"')
         parameters = json.dumps(accepted_parameters(project, spec), sort_keys=True, default=str)
         lines.append(f"parameters={_python_string(parameters)}")
     else:
@@ -164,14 +172,8 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
     elif spec.seeds is not None:
         lines.append(f'fanout="seeds={list(spec.seeds)}"')
     if not any(layer.kind == "seed" for layer in layout.stack):
-        lines.append(f"random_seed={project.random_seed}")
+        lines.append(f'random_seed="reproducibility.random_seed={project.random_seed}"')
     return "\n".join(f"{INDENT}{line}," for line in lines)
-
-
-def _extra(spec: ProcessSpec) -> str:
-    if spec.retries:
-        return f"    retries: {spec.retries}\n"
-    return ""
 
 
 def _python_string(text: str) -> str:

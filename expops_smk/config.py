@@ -14,14 +14,18 @@ from __future__ import annotations
 import keyword
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import yaml
 
 from expops_smk.codehash import FunctionInfo, ScriptError, find_function, module_functions
 from expops_smk.errors import ConfigError
+from expops_smk.resources import ExecutionSettings, parse_execution
+
+if TYPE_CHECKING:
+    from expops_smk.charts import ChartSpec
 
 CONFIG_RELATIVE_PATH = Path("configs") / "project_config.yaml"
 COMPUTE_CONFIG_RELATIVE_PATH = Path("configs") / "compute_config.yaml"
@@ -47,7 +51,7 @@ DEFAULT_DATA_NAME = "data"
 
 _TOP_LEVEL_KEYS = {
     "metadata", "scripts", "environment", "reproducibility", "data", "experiment", "model",
-    "reporting", "project", "compute",
+    "reporting", "project", "compute", "execution",
 }
 _PROCESS_KEYS = {
     "name", "description", "code", "code_function", "script", "script_path", "parameters",
@@ -55,6 +59,10 @@ _PROCESS_KEYS = {
     "seed_aggregation", "depends_on", "resources", "environment", "type", "retries", "group",
     "localrule",
 }
+# A chart (a process with probe_paths) has no parameters, fan-out or outputs; see expops_smk.charts.
+_CHART_KEYS = {"name", "description", "code", "code_function", "script", "script_path", "probe_paths",
+               "chart_type", "type", "environment"}
+_CHART_TYPES = ("static", "dynamic")
 _PARALLELISM_KEYS = {"data_parallelism": {"size", "data_name", "aggregation"},
                      "seed_parallelism": {"seeds", "aggregation"}}
 _RESOURCE_KEYS = {"cpus", "threads", "mem_mb", "runtime", "gpus", "gpu", "slurm_partition",
@@ -130,6 +138,10 @@ class ProjectConfig:
     data_path: Path | None
     default_resources: Mapping[str, Any]
     warnings: tuple[str, ...] = ()
+    # Resource defaults, chain groups, local processes, benchmarks: see expops_smk.resources.
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+    # Static charts by name; they are not processes: no rule consumes them and they have no nodes.
+    charts: Mapping[str, ChartSpec] = field(default_factory=dict)
 
     def children(self) -> dict[str, list[str]]:
         """Map each process to the processes that consume its outputs, in topological order."""
@@ -258,10 +270,13 @@ class _Parser:
         self.mapping(self.raw.get("environment"), "environment")
         declared = self.parse_process_list(pipeline)
         self.declared = set(declared)
+        charts = {name: item for name, item in declared.items() if _is_chart(item)}
+        declared = {name: item for name, item in declared.items() if name not in charts}
         edges = self.parse_adjlist(pipeline.get("process_adjlist"))
         for name, spec_raw in declared.items():
             for parent in self.parse_depends_on(name, spec_raw):
                 edges.append((parent, name, "depends_on"))
+        edges = self.without_chart_edges(edges, charts)
         order = self.topological_order(declared, edges)
         parents: dict[str, list[str]] = {name: [] for name in order}
         for source, target, _ in edges:
@@ -275,7 +290,7 @@ class _Parser:
         metadata = self.mapping(self.raw.get("metadata"), "metadata")
         # One line: the name is written into comments of the generated Snakefile.
         name = " ".join(str(metadata.get("name", self.root.name)).split()) or self.root.name
-        return ProjectConfig(
+        project = ProjectConfig(
             root=self.root,
             config_file=self.config_file,
             name=str(name),
@@ -285,8 +300,9 @@ class _Parser:
             random_seed=random_seed,
             data_path=data_path,
             default_resources=default_resources,
-            warnings=tuple(self.warnings),
+            execution=parse_execution(self, processes, default_resources),
         )
+        return replace(project, charts=self.parse_charts(charts, project), warnings=tuple(self.warnings))
 
     def locate_pipeline(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """Find the pipeline in any of the three layouts; return it with the global parameters."""
@@ -422,6 +438,24 @@ class _Parser:
             raise self.error("depends_on", "must be a list of process names", name)
         return depends
 
+    def without_chart_edges(self, edges: list[tuple[str, str, str]],
+                            charts: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+        """Drop edges into charts; a chart's probes, not the DAG, decide what it waits for.
+
+        ExpOps' own templates list a chart in process_adjlist as the target of a process it draws,
+        so such lines are accepted. A chart returns nothing, so it cannot feed a process.
+        """
+        kept = []
+        for source, target, where in edges:
+            if source in charts:
+                raise self.error(where, f"'{source}' is a chart: it returns nothing another process could consume",
+                                 source)
+            if target not in charts:
+                kept.append((source, target, where))
+        for name in charts:
+            self.adjlist_nodes.pop(name, None)
+        return kept
+
     def topological_order(self, declared: dict[str, dict[str, Any]],
                           edges: list[tuple[str, str, str]]) -> list[str]:
         """Order processes parents-first, keeping declaration order where the DAG allows it."""
@@ -465,12 +499,76 @@ class _Parser:
             raise self.error(" + ".join(fields), "cycle: " + " -> ".join(cycle), cycle[0])
         return order
 
+    # -- charts --------------------------------------------------------------------------------
+    def parse_charts(self, items: Mapping[str, dict[str, Any]], project: ProjectConfig) -> dict[str, ChartSpec]:
+        """Validate chart entries and resolve their selectors over the expanded graph.
+
+        The graph and its XML tree are built only when the project has a static chart.
+        """
+        from expops_smk.charts import CHARTS_DIR, ChartSpec, ProbeError, ProbeTree, resolve_probes
+        from expops_smk.graph import build_graph
+
+        charts: dict[str, ChartSpec] = {}
+        tree = None
+        for name, item in items.items():
+            self.warn_unknown(item, _CHART_KEYS, f"chart '{name}'")
+            chart_type = item.get("chart_type", "static")
+            if chart_type not in _CHART_TYPES:
+                raise self.error("chart_type", f"must be 'static' or 'dynamic', got {chart_type!r}", name)
+            selectors = self.parse_probe_paths(name, item)
+            if chart_type == "dynamic":
+                self.warnings.append(f"{self.file}: chart '{name}': dynamic (JavaScript) charts are not "
+                                     "supported; the chart is skipped")
+                continue
+            if tree is None:
+                if "charts" in project.processes:
+                    raise self.error("name", f"a process cannot be named 'charts' in a project with charts: "
+                                     f"{CHARTS_DIR}/ holds the charts' PNGs", "charts")
+                tree = ProbeTree(build_graph(project))
+            script, function = self.resolve_function(name, item, dict(project.scripts), is_split=False,
+                                                     is_aggregation=False)
+            assert script is not None and function is not None
+            try:
+                probes = resolve_probes(tree, selectors)
+            except ProbeError as exc:
+                raise self.error(f"probe_paths.{exc.key}", str(exc), name) from None
+            charts[name] = ChartSpec(name=name, script=script, function=function, probes=probes,
+                                     description=str(item.get("description", "")))
+        return charts
+
+    def parse_probe_paths(self, name: str, item: dict[str, Any]) -> dict[str, str]:
+        """``probe_paths``: key -> selector, as a mapping or a list of one-key mappings (both appear
+        in ExpOps configs); a value may also be ``{path: selector, ...}``."""
+        raw = item.get("probe_paths")
+        if raw is None:
+            raise self.error("probe_paths", "is missing: a chart needs at least one 'key: XPath selector'", name)
+        if isinstance(raw, list):
+            entries: list[tuple[Any, Any]] = []
+            for index, entry in enumerate(raw):
+                entries.extend(self.mapping(entry, f"probe_paths[{index}]", name).items())
+        else:
+            entries = list(self.mapping(raw, "probe_paths", name).items())
+        if not entries:
+            raise self.error("probe_paths", "is empty: a chart needs at least one 'key: XPath selector'", name)
+        selectors: dict[str, str] = {}
+        for key, value in entries:
+            field_name = f"probe_paths.{key}"
+            if not key:
+                raise self.error("probe_paths", "keys must be non-empty strings", name)
+            if key in selectors:
+                raise self.error(field_name, "duplicate key", name)
+            if isinstance(value, dict):
+                value = value.get("path")
+            if not isinstance(value, str) or not value.strip():
+                raise self.error(field_name, f"must be an XPath selector string (or a mapping with 'path'), "
+                                 f"got {value!r}", name)
+            selectors[key] = value.strip()
+        return selectors
+
     # -- one process -------------------------------------------------------------------------
     def build_process(self, name: str, item: dict[str, Any], parents: tuple[str, ...],
                       scripts: dict[str, Path], global_parameters: Mapping[str, Any]) -> ProcessSpec:
         self.warn_unknown(item, _PROCESS_KEYS, f"process '{name}'")
-        if item.get("type") == "chart":
-            raise self.error("type", "chart processes are not supported yet", name)
         description = item.get("description", "")
         own_parameters = self.parse_parameters(name, item)
         data_split, data_agg = self.parse_data_parallelism(name, item)
@@ -625,6 +723,11 @@ class _Parser:
             raise self.error(code_field, f"{what} not found in {_shown(script, self.root)}; "
                              f"available: {', '.join(available) or 'none'}", name)
         return script, info
+
+
+def _is_chart(item: Mapping[str, Any]) -> bool:
+    """ExpOps' test: probe_paths, a chart_type or ``type: chart`` make a process entry a chart."""
+    return "probe_paths" in item or "chart_type" in item or item.get("type") == "chart"
 
 
 def _is_int(value: Any) -> bool:

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from expops_smk.codehash import FunctionInfo
 from expops_smk.config import DataSplit, ProcessSpec, ProjectConfig
+from expops_smk.resources import ExecutionSettings
+
+if TYPE_CHECKING:
+    from expops_smk.charts import ChartSpec
 
 PLAN_FORMAT = 1
 
@@ -33,15 +37,7 @@ def plan_to_json(project: ProjectConfig) -> str:
             "name": spec.name,
             "description": spec.description,
             "script": rel(spec.script),
-            "function": None if function is None else {
-                "name": function.name,
-                "lineno": function.lineno,
-                "params": list(function.params),
-                "required": list(function.required),
-                "has_var_kwargs": function.has_var_kwargs,
-                "code_hash": function.code_hash,
-                "positional_only": list(function.positional_only),
-            },
+            "function": None if function is None else _function_to_json(function),
             "parameters": spec.parameters,
             "data_split": None if spec.data_split is None else {
                 "count": spec.data_split.count,
@@ -64,9 +60,39 @@ def plan_to_json(project: ProjectConfig) -> str:
         "random_seed": project.random_seed,
         "data_path": rel(project.data_path),
         "default_resources": project.default_resources,
+        "execution": project.execution.to_json(),
         "processes": processes,
+        "charts": [{
+            "name": chart.name,
+            "description": chart.description,
+            "script": rel(chart.script),
+            "function": _function_to_json(chart.function),
+            "probes": [{"key": probe.key, "source": probe.source, "process": probe.process,
+                        "partition": list(probe.partition), "seed": list(probe.seed), "step": probe.step}
+                       for probe in chart.probes],
+        } for chart in project.charts.values()],
     }
     return json.dumps(payload, indent=1, sort_keys=True, default=str) + "\n"
+
+
+def _function_to_json(function: FunctionInfo) -> dict[str, Any]:
+    return {
+        "name": function.name,
+        "lineno": function.lineno,
+        "params": list(function.params),
+        "required": list(function.required),
+        "has_var_kwargs": function.has_var_kwargs,
+        "code_hash": function.code_hash,
+        "positional_only": list(function.positional_only),
+    }
+
+
+def _function_from_json(f: dict[str, Any], script: Path | None, root: Path) -> FunctionInfo:
+    return FunctionInfo(
+        name=f["name"], script=script or root, lineno=f["lineno"], params=tuple(f["params"]),
+        required=tuple(f["required"]), has_var_kwargs=f["has_var_kwargs"],
+        code_hash=f["code_hash"], positional_only=tuple(f["positional_only"]),
+    )
 
 
 def plan_from_json(text: str, root: Path) -> ProjectConfig:
@@ -80,14 +106,7 @@ def plan_from_json(text: str, root: Path) -> ProjectConfig:
     processes: dict[str, ProcessSpec] = {}
     for item in payload["processes"]:
         script = path(item["script"])
-        function = None
-        if item["function"] is not None:
-            f = item["function"]
-            function = FunctionInfo(
-                name=f["name"], script=script or root, lineno=f["lineno"], params=tuple(f["params"]),
-                required=tuple(f["required"]), has_var_kwargs=f["has_var_kwargs"],
-                code_hash=f["code_hash"], positional_only=tuple(f["positional_only"]),
-            )
+        function = None if item["function"] is None else _function_from_json(item["function"], script, root)
         split = item["data_split"]
         processes[item["name"]] = ProcessSpec(
             name=item["name"],
@@ -105,6 +124,7 @@ def plan_from_json(text: str, root: Path) -> ProjectConfig:
             resources=item["resources"],
             retries=item["retries"],
         )
+    charts = _charts_from_json(payload.get("charts", []), root)  # plans from before charts have none
     return ProjectConfig(
         root=root,
         config_file=root / payload["config_file"],
@@ -115,7 +135,28 @@ def plan_from_json(text: str, root: Path) -> ProjectConfig:
         random_seed=payload["random_seed"],
         data_path=path(payload["data_path"]),
         default_resources=payload["default_resources"],
+        execution=ExecutionSettings.from_json(payload.get("execution")),  # plans from before it have none
+        charts=charts,
     )
+
+
+def _charts_from_json(items: list[dict[str, Any]], root: Path) -> dict[str, ChartSpec]:
+    if not items:
+        return {}  # most projects: node jobs do not import the charts module at all
+    from expops_smk.charts import ChartSpec, Probe  # charts imports codegen, which imports this module
+
+    charts = {}
+    for item in items:
+        script = root / item["script"]
+        charts[item["name"]] = ChartSpec(
+            name=item["name"],
+            script=script,
+            function=_function_from_json(item["function"], script, root),
+            probes=tuple(Probe(p["key"], p["source"], p["process"], tuple(p["partition"]), tuple(p["seed"]),
+                               p["step"]) for p in item["probes"]),
+            description=item["description"],
+        )
+    return charts
 
 
 def read_plan(plan_file: Path, root: Path) -> ProjectConfig:

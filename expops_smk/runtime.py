@@ -27,14 +27,16 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, TextIO
 
 from expops_smk import api
-from expops_smk.codegen import DATA_DIGEST, PLAN_FILE
+from expops_smk.codegen import DATA_DIGEST, MANIFEST, PLAN_FILE
 from expops_smk.config import ProcessSpec, ProjectConfig, is_safe_key
 from expops_smk.errors import ExpopsError, NodeError
 from expops_smk.graph import Graph, Node, NodeInput, ProcessLayout
 from expops_smk.plan import accepted_parameters, effective_parameters, read_plan
 from expops_smk.store import Artifact, Store, hash_bytes
 
-RUNTIME_FORMAT = 1
+RUNTIME_FORMAT = 2
+"""Part of every run key. 2: user scripts are imported under location-independent module names,
+so pickles of classes defined in them differ from (and are readable unlike) those of format 1."""
 METRICS_FILE = "_metrics.json"
 RUN_FILE = "_run.json"
 
@@ -126,6 +128,15 @@ def location_key(run_key: str, location: Node) -> str:
     return hash_bytes(f"{run_key}|{location.results_dir}".encode())
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """An upstream artifact that has not been read yet."""
+
+    folder: Path
+    artifact: Artifact
+    producer: str  # label of the node folder it comes from, for error messages
+
+
 class NodeRun:
     """One execution of one node."""
 
@@ -144,6 +155,7 @@ class NodeRun:
         self.spec: ProcessSpec = self.layout.spec
         self.store = Store(root)
         self.inputs: list[NodeInput] = self.graph.inputs(self.node)
+        self.user_modules: dict[Path, str] = {}  # script -> module name, set when executing
 
     # -- bookkeeping -----------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -163,7 +175,9 @@ class NodeRun:
             folder = self.location_dir(item.location)
             try:
                 manifest = self.store.read_manifest(folder)
-            except FileNotFoundError:
+            except ExpopsError as exc:  # the store reports a missing or unreadable manifest alike
+                if (folder / MANIFEST).exists():
+                    raise self.fail(f"input from '{item.location.label}' is unreadable: {exc}") from None
                 raise self.fail(f"input from '{item.location.label}' is missing ({item.location.results_dir}); "
                                 "run the upstream first (snakemake does this for you)") from None
             result.append((item, manifest))
@@ -222,11 +236,15 @@ class NodeRun:
     # -- execution ---------------------------------------------------------------------------
     def execute(self, manifests: list[tuple[NodeInput, dict[str, Artifact]]]) -> list[dict[str, Any]]:
         """Run the function (or the built-in split) and return the values for each output folder."""
+        from expops_smk.compat import install_user_scripts
+
+        scripts = [spec.script for spec in self.project.processes.values() if spec.script is not None]
+        self.user_modules = install_user_scripts(self.root, [*scripts, *self.project.scripts.values()])
         upstream = self.load_inputs(manifests)
         spec = self.spec
         api.reset_recorder()
         if spec.function is None:
-            result: dict[str, Any] = dict(upstream)
+            result: dict[str, Any] = self.materialize(upstream)
         else:
             extra = {"seeds": list(spec.seeds)} if spec.seeds is not None else {}
             result = self.call(upstream, extra)
@@ -236,7 +254,12 @@ class NodeRun:
 
     def load_inputs(self, manifests: list[tuple[NodeInput, dict[str, Artifact]]]) -> dict[str, Any]:
         """Upstream values by key; at an aggregation, values from fanned-out branches are nested by
-        branch key (``data1`` then ``seed41``). Keys starting with ``__`` are private to their node."""
+        branch key (``data1`` then ``seed41``). Keys starting with ``__`` are private to their node.
+
+        Values are not read yet (``_Stored`` leaves): only those the function receives are, so a
+        node that takes a scalar from an upstream that also returned a large table neither reads
+        the table nor imports pandas (see ``materialize``).
+        """
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
         for item, manifest in manifests:
@@ -244,24 +267,45 @@ class NodeRun:
             for key, artifact in manifest.items():
                 if key.startswith("__"):
                     continue
-                value = self.store.read_value(folder, artifact)
+                value = _Stored(folder, artifact, item.location.label)
                 if not item.keys:
                     if key in values:
-                        raise self.fail(f"input '{key}' arrives from both '{sources[key]}' and '{item.upstream}'; "
+                        raise self.fail(f"input '{key}' arrives from both {sources[key]} and '{item.upstream}'; "
                                         "rename one of the outputs")
                     values[key] = value
-                    sources[key] = item.upstream
+                    sources[key] = f"'{item.upstream}'"
                     continue
                 nested = values.setdefault(key, {})
-                if not isinstance(nested, dict) or (key in sources and sources[key] != "*aggregated*"):
-                    raise self.fail(f"input '{key}' arrives both aggregated and from '{sources[key]}'")
-                sources[key] = "*aggregated*"
+                if key in sources and not sources[key].endswith("(aggregated)"):
+                    raise self.fail(f"input '{key}' arrives both aggregated from '{item.upstream}' and from "
+                                    f"{sources[key]}; rename one of the outputs")
+                sources[key] = f"'{item.upstream}' (aggregated)"
                 for branch in item.keys[:-1]:
                     nested = nested.setdefault(branch, {})
                 if item.keys[-1] in nested:
                     raise self.fail(f"input '{key}' for branch {'/'.join(item.keys)} arrives from two upstreams")
                 nested[item.keys[-1]] = value
         return values
+
+    def materialize(self, value: Any) -> Any:
+        """Read the ``_Stored`` leaves of ``value`` (the nesting dicts built by ``load_inputs``).
+
+        Unpickling may import a user script (a class defined there), so its output goes to the
+        log, and any failure is reported as one line naming the node and the input.
+        """
+        if isinstance(value, dict):
+            return {key: self.materialize(item) for key, item in value.items()}
+        if not isinstance(value, _Stored):
+            return value
+        try:
+            with contextlib.redirect_stdout(self.log):
+                return self.store.read_value(value.folder, value.artifact)
+        except ExpopsError as exc:
+            raise self.fail(str(exc)) from None
+        except Exception as exc:
+            traceback.print_exc(file=self.log)
+            raise self.fail(f"cannot read '{value.artifact.file}' of '{value.producer}': "
+                            f"{type(exc).__name__}: {exc}") from None
 
     def call(self, upstream: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         spec = self.spec
@@ -293,6 +337,7 @@ class NodeRun:
             raise self.fail(f"function '{function_info.name}' needs {', '.join(repr(m) for m in missing)} "
                             f"but the available inputs are: {', '.join(sorted(candidates)) or 'none'}")
         function = self.load_function()
+        kwargs = {key: self.materialize(value) for key, value in kwargs.items()}
         seeded = seed_rngs(derive_task_seed(int(random_seed), spec.name), _read_text(spec.script))
         self.say(f"calling {function_info.name}({', '.join(sorted(kwargs))}); RNGs seeded: {', '.join(seeded)}")
         with contextlib.redirect_stdout(self.log), contextlib.redirect_stderr(self.log):
@@ -313,28 +358,14 @@ class NodeRun:
         return result
 
     def load_function(self) -> Callable[..., Any]:
-        from expops_smk.compat import install_expops_alias
-
-        install_expops_alias()
         script = self.spec.script
         assert script is not None and self.spec.function is not None
-        module_name = "expops_user_" + hash_bytes(str(script).encode())[:12]
-        module = sys.modules.get(module_name)
-        if module is None:
-            for path in (str(self.root), str(script.parent)):
-                if path not in sys.path:
-                    sys.path.insert(0, path)
-            spec = importlib.util.spec_from_file_location(module_name, script)
-            if spec is None or spec.loader is None:
-                raise self.fail(f"cannot import {script}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            with contextlib.redirect_stdout(self.log):
-                try:
-                    spec.loader.exec_module(module)
-                except Exception as exc:
-                    traceback.print_exc(file=self.log)
-                    raise UserCodeError(self.node.label, f"importing {script.name} failed: {type(exc).__name__}: {exc}") from exc
+        with contextlib.redirect_stdout(self.log):
+            try:
+                module = importlib.import_module(self.user_modules[script.resolve()])
+            except Exception as exc:
+                traceback.print_exc(file=self.log)
+                raise UserCodeError(self.node.label, f"importing {script.name} failed: {type(exc).__name__}: {exc}") from exc
         function = getattr(module, self.spec.function.name, None)
         if not callable(function):
             raise self.fail(f"{script.name} defines no function '{self.spec.function.name}' when imported")

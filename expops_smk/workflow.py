@@ -56,6 +56,7 @@ def generate_project(root: Path) -> list:
     sources = [project.config_file, root / COMPUTE_CONFIG_RELATIVE_PATH]
     sources += [spec.script for spec in project.processes.values() if spec.script is not None]
     sources += list(project.scripts.values())
+    sources += [chart.script for chart in project.charts.values()]
     rel = sorted({path.relative_to(root).as_posix() for path in sources})
     stamp = {
         "version": __version__,
