@@ -18,8 +18,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-import yaml
-
 from expops_smk.codehash import FunctionInfo, ScriptError, find_function, module_functions
 from expops_smk.errors import ConfigError
 from expops_smk.resources import ExecutionSettings, parse_execution
@@ -36,9 +34,6 @@ _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 MAX_CONFIG_BYTES = 5 * 1024 * 1024
-# The safe loader (plain data only, no Python tags), in its libyaml build when present: ~5x faster,
-# which matters because Snakemake re-reads the config at every start.
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_YAML_NODES = 200_000
 MAX_FANOUT = 100_000
 # Seeds become path segments (results/<process>/s<seed>/): bounding them to 64-bit integers keeps
@@ -174,8 +169,13 @@ def _read_yaml(path: Path, root: Path) -> dict[str, Any]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(shown, None, f"file is not valid UTF-8 (byte {exc.start})") from None
+    # Imported here, not at module top: every job imports this module (through the plan) but
+    # never reads YAML. The safe loader (plain data only, no Python tags), in its libyaml build
+    # when present: ~5x faster.
+    import yaml
+
     try:
-        loaded = yaml.load(text, Loader=_SAFE_LOADER)
+        loaded = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -22,8 +22,14 @@ def load(project: str | Path, process: str, partition: int | Sequence[int] | str
     ``{partition}`` wildcard value such as ``"p1-p2"``; ``seed`` a seed or a tuple of nested seeds.
     For a data split, ``partition`` picks which of its partitions to read.
     """
+    from expops_smk.compat import install_user_scripts
+
     root = Path(project).resolve()
-    graph = build_graph(load_project(root))
+    config = load_project(root)
+    graph = build_graph(config)
+    # A pickled instance of a class defined in a user script unpickles only under the module name
+    # the runtime imported that script as.
+    install_user_scripts(root, [spec.script for spec in config.processes.values() if spec.script is not None])
     if process not in graph.layouts:
         raise ExpopsError(f"{root}: no process '{process}' (processes: {', '.join(graph.layouts)})")
     location = Node(process, _as_tuple(partition), _as_tuple(seed))
