@@ -585,7 +585,7 @@ def test_self_referencing_alias(make_project: MakeProject) -> None:
 def test_deep_nesting(make_project: MakeProject, monkeypatch: pytest.MonkeyPatch, loader: str) -> None:
     """libyaml caps the depth itself; the pure-Python loader recurses until RecursionError."""
     if loader == "pure-python":
-        monkeypatch.setattr(config_module, "_SAFE_LOADER", yaml.SafeLoader)
+        monkeypatch.setattr(config_module, "_safe_loader", lambda: yaml.SafeLoader)
     elif not yaml.__with_libyaml__:
         pytest.skip("PyYAML built without libyaml")
     message = file_error(make_project, "a: " + "[" * 1200 + "]" * 1200 + "\n")
