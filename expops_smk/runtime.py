@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+import os
 import random
 import sys
 import time
@@ -149,7 +150,7 @@ class NodeRun:
             raise NodeError(process, f"process not in the plan {PLAN_FILE}; run `expops-smk generate`")
         try:
             self.node: Node = self.graph.node(process, partition, seed)
-        except KeyError:
+        except (KeyError, ValueError):  # a value outside the graph, or not a partition/seed at all
             raise NodeError(process, f"no node at partition={partition!r} seed={seed!r}") from None
         self.layout: ProcessLayout = self.graph.layouts[process]
         self.spec: ProcessSpec = self.layout.spec
@@ -395,6 +396,16 @@ def _read_text(path: Path | None) -> str:
         return ""
 
 
+def report(line: str) -> None:
+    """Print one line to stderr in a single write(2).
+
+    Jobs share Snakemake's stderr, and print() writes a text and its newline separately (stderr is
+    write-through): the messages of two jobs failing at once would run into one line.
+    """
+    sys.stderr.flush()
+    os.write(sys.stderr.fileno(), (line + "\n").encode("utf-8", "backslashreplace"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m expops_smk.runtime", description="Run one expops-smk node.")
     parser.add_argument("process")
@@ -403,17 +414,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", required=True, type=Path)
     args = parser.parse_args(argv)
     args.log.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.log, "w", encoding="utf-8") as log:
-        try:
-            NodeRun(Path.cwd(), args.process, args.partition, args.seed, log).run()
-        except ExpopsError as exc:
-            log.write(f"error: {exc}\n")
-            print(f"expops-smk: {exc} (log: {args.log})", file=sys.stderr)
-            return 2
-        except UserCodeError as exc:
-            print(f"expops-smk: node '{exc.label}': the process function raised {exc} "
-                  f"(traceback in {args.log})", file=sys.stderr)
-            return 1
+    label = args.process
+    try:
+        with open(args.log, "w", encoding="utf-8") as log:
+            try:
+                run = NodeRun(Path.cwd(), args.process, args.partition, args.seed, log)
+                label = run.node.label
+                run.run()
+            except ExpopsError as exc:
+                log.write(f"error: {exc}\n")
+                report(f"expops-smk: {exc} (log: {args.log})")
+                return 2
+            except UserCodeError as exc:
+                report(f"expops-smk: node '{exc.label}': the process function raised {exc} "
+                       f"(traceback in {args.log})")
+                return 1
+            except OSError:
+                # The store or the results folder failed (disk full, read-only, permissions); the
+                # user's own OSErrors are UserCodeErrors by now. The log may be on the full disk too.
+                with contextlib.suppress(OSError):
+                    traceback.print_exc(file=log)
+                    log.flush()
+                raise
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        report(f"expops-smk: node '{label}': {exc.strerror or exc}{where} (log: {args.log})")
+        return 2
     return 0
 
 

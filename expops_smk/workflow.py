@@ -27,9 +27,11 @@ def prepare(workflow_dir: str | Path) -> None:
     root = Path(workflow_dir).resolve().parent
     try:
         stamp = _read_stamp(root)
-        if stamp.get("version") != __version__ or _fingerprints(root, stamp.get("sources", {})) != stamp.get("sources"):
+        if (stamp.get("version") != __version__ or "processes" not in stamp
+                or _fingerprints(root, stamp.get("sources", {})) != stamp.get("sources")):
             stamp = _regenerate(root)
         _refresh_data_digest(root, stamp)
+        _check_results_folders(root, stamp.get("processes", []))
     except ExpopsError as exc:
         print(f"expops-smk: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -63,6 +65,7 @@ def generate_project(root: Path) -> list:
         "sources": _fingerprints(root, dict.fromkeys(rel)),
         "data_path": None if project.data_path is None else project.data_path.relative_to(root).as_posix(),
         "data": stamp_data(root).get("data"),
+        "processes": list(project.processes),
     }
     _write_stamp(root, stamp)
     return written
@@ -100,6 +103,26 @@ def _fingerprints(root: Path, sources: dict) -> dict:
         except FileNotFoundError:
             result[rel] = None
     return result
+
+
+def _check_results_folders(root: Path, processes: list[str]) -> None:
+    """One line instead of Snakemake's traceback when a process's results folder is unusable.
+
+    Snakemake lists results/<process>/ while building the DAG and deletes and creates outputs
+    before each job: a file in the folder's place, or a read-only folder, makes it crash with a
+    Python traceback. One stat per process, so jobs re-parsing the Snakefile pay next to nothing.
+    """
+    from expops_smk.errors import ExpopsError
+
+    for name in processes:
+        folder = root / "results" / name
+        if not os.path.lexists(folder):
+            continue
+        if not folder.is_dir():
+            raise ExpopsError(f"results/{name} is not a folder; expops-smk keeps the results of process "
+                              f"'{name}' there: move it away")
+        if not os.access(folder, os.W_OK):
+            raise ExpopsError(f"results/{name} is not writable (read-only file system or permissions)")
 
 
 def _refresh_data_digest(root: Path, stamp: dict) -> None:

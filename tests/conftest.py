@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,3 +21,13 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
     def make(config: Any, script: str = "", **kwargs: Any) -> Path:
         return write_project(tmp_path / "project", config, script, **kwargs)
     return make
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--crash-count", type=int, default=None,
+                     help="kills in the reliability crash loop (default 5; the issue's full loop is 20)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--crash-count") is not None:
+        os.environ["EXPOPS_CRASH_COUNT"] = str(config.getoption("--crash-count"))
