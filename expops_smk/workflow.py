@@ -14,8 +14,12 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from expops_smk import __version__
+
+if TYPE_CHECKING:
+    from expops_smk.codegen import GeneratedFile
 
 STAMP_FILE = ".expops/stamp.json"
 
@@ -29,7 +33,8 @@ def prepare(workflow_dir: str | Path) -> None:
         stamp = _read_stamp(root)
         if (stamp.get("version") != __version__ or "processes" not in stamp
                 or _fingerprints(root, stamp.get("sources", {})) != stamp.get("sources")):
-            stamp = _regenerate(root)
+            generate_project(root)
+            stamp = _read_stamp(root)
         _refresh_data_digest(root, stamp)
         _check_results_folders(root, stamp.get("processes", []))
     except ExpopsError as exc:
@@ -46,7 +51,7 @@ def outer(value: str, count: int) -> str:
     return Node("", (), parse_seed(value)[:count]).seed_value
 
 
-def generate_project(root: Path) -> list:
+def generate_project(root: Path) -> list[GeneratedFile]:
     """Validate, expand and write the workflow of the project in ``root``; record what it read."""
     from expops_smk.codegen import generate
     from expops_smk.config import COMPUTE_CONFIG_RELATIVE_PATH, load_project
@@ -64,20 +69,11 @@ def generate_project(root: Path) -> list:
         "version": __version__,
         "sources": _fingerprints(root, dict.fromkeys(rel)),
         "data_path": None if project.data_path is None else project.data_path.relative_to(root).as_posix(),
-        "data": stamp_data(root).get("data"),
+        "data": _read_stamp(root).get("data"),  # the raw data digest survives regeneration
         "processes": list(project.processes),
     }
     _write_stamp(root, stamp)
     return written
-
-
-def stamp_data(root: Path) -> dict:
-    return _read_stamp(root)
-
-
-def _regenerate(root: Path) -> dict:
-    generate_project(root)
-    return _read_stamp(root)
 
 
 def _read_stamp(root: Path) -> dict:
