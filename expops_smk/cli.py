@@ -85,11 +85,12 @@ def generate(project: Path) -> None:
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.option("--cores", default="all", show_default=True, help="Passed to snakemake --cores.")
+@click.option("--cores", default=None,
+              help="Passed to snakemake --cores (default: all local cores; with --profile, the profile's).")
 @click.option("--profile", default=None, help="Workflow profile under PROJECT/profiles/ (e.g. slurm).")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @reports_errors
-def run(cores: str, profile: str | None, args: tuple[str, ...]) -> None:
+def run(cores: str | None, profile: str | None, args: tuple[str, ...]) -> None:
     """Generate, then run snakemake: `expops-smk run [PROJECT] [SNAKEMAKE ARGS]` (e.g. -n, --keep-going).
 
     PROJECT (default: the current folder) is the first argument when it names a folder; every
@@ -106,7 +107,10 @@ def run(cores: str, profile: str | None, args: tuple[str, ...]) -> None:
     snakemake = str(sibling) if sibling.exists() else shutil.which("snakemake")
     if snakemake is None:
         raise ExpopsError("snakemake not found: install it in this environment (pip install 'snakemake>=9')")
-    command = [snakemake, "--cores", cores]
+    command = [snakemake]
+    if cores is not None or profile is None:
+        # A cluster profile sizes jobs itself; the submit host's core count must not cap them.
+        command += ["--cores", cores or "all"]
     if profile:
         command += ["--workflow-profile", str(Path("profiles") / profile)]
     command += list(args)

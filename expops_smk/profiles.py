@@ -92,6 +92,9 @@ def render_slurm_profile(project: ProjectConfig, graph: Graph) -> str:
         f"slurm-init-seconds-before-status-checks: {STATUS_CHECK_SECONDS}\n",
         f"seconds-between-status-checks: {STATUS_CHECK_SECONDS}\n",
         "rerun-incomplete: true\n",
+        "# A failed job's own log (node label, traceback) and its Slurm log (the one-line error of\n"
+        "# expops-smk) are printed here: on a cluster they are otherwise only in files on the nodes' side.\n",
+        "show-failed-logs: true\n",
     ]
     return "".join(lines)
 

@@ -33,14 +33,13 @@ EXECUTION_KEYS = {"resources", "group_chains", "local_processes", "benchmark", "
 LOCAL_SPLITS = "splits"
 BENCHMARK_DIR = "benchmarks"
 
-# Config spelling -> Snakemake resource name. cpus/threads become the rule's `threads:` instead.
+# Config spelling (after `normalized`) -> Snakemake resource name. cpus become the rule's `threads:`.
 _SNAKEMAKE_NAMES = {
-    "mem_mb": "mem_mb", "runtime": "runtime", "disk_mb": "disk_mb", "gpus": "gpu", "gpu": "gpu",
+    "mem_mb": "mem_mb", "runtime": "runtime", "disk_mb": "disk_mb", "gpus": "gpu",
     "tmpdir": "tmpdir", "slurm_partition": "slurm_partition", "slurm_account": "slurm_account",
     "slurm_extra": "slurm_extra", "constraint": "constraint", "qos": "qos",
 }
 _ALIASES = {"threads": "cpus", "gpu": "gpus"}
-_INTEGER_KEYS = {"cpus", "mem_mb", "runtime", "gpus", "disk_mb"}
 _STRING_RESOURCES = {"tmpdir", "slurm_partition", "slurm_account", "slurm_extra", "constraint", "qos"}
 _INDENT = " " * 8
 
@@ -422,6 +421,3 @@ def _is_convex(members: set[str], children: Mapping[str, list[str]]) -> bool:
             stack.append(child)
     return True
 
-
-def group_names(project: ProjectConfig, graph: Graph) -> list[str]:
-    return sorted(set(chain_groups(project, graph).values()))

@@ -403,7 +403,12 @@ def report(line: str) -> None:
     write-through): the messages of two jobs failing at once would run into one line.
     """
     sys.stderr.flush()
-    os.write(sys.stderr.fileno(), (line + "\n").encode("utf-8", "backslashreplace"))
+    try:
+        descriptor = sys.stderr.fileno()
+    except (AttributeError, OSError):  # stderr replaced in-process (tests, embedding): no descriptor
+        sys.stderr.write(line + "\n")
+        return
+    os.write(descriptor, (line + "\n").encode("utf-8", "backslashreplace"))
 
 
 def main(argv: list[str] | None = None) -> int:
