@@ -5,7 +5,8 @@ P4 runs both tools on the same copy of ``example_project``: its scripts import
 copy is the one project both tools can run unchanged. Each repetition starts from a fresh copy:
 
 * expops-smk: ``expops-smk run --cores 2`` (generate + ``snakemake --cores 2``), then the same
-  command again as the no-op re-run;
+  command again as the no-op re-run; then the same with ``EXPOPS_SMK_WARM=0`` (every job a fresh
+  interpreter instead of a fork of the project's warm server), to show what warm start saves;
 * ExpOps: ``expops run --local`` from the PyPI ``expops`` package, installed in a separate venv
   (``--expops-python``), with a fresh HOME (ExpOps keeps a per-project interpreter cache under
   ``~/.cache/expops-platform``), then the same command again. Each ExpOps run first prepares the
@@ -29,11 +30,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-
 from common import (
     EXPOPS_SMK,
     PYTHON,
     REPO,
+    WARM_START_VARIABLE,
     Row,
     Section,
     Settings,
@@ -45,6 +46,7 @@ from common import (
     median,
     run_timed,
     spread,
+    warm_start_off,
 )
 
 EXAMPLE = REPO / "example_project"
@@ -133,14 +135,14 @@ class Runs:
     noop_phases: list[dict[str, float]] = field(default_factory=list)
 
 
-def run_ours(template: Path, workspace: Path, runs: Runs) -> Path:
+def run_ours(template: Path, workspace: Path, runs: Runs, env: dict[str, str] | None = None) -> Path:
     project = copy_tree(template, fresh_dir(workspace) / PROJECT_ID)
     command = [EXPOPS_SMK, "run", "--cores", "2"]
     start = time.time()
-    cold = run_timed(command, project)
+    cold = run_timed(command, project, env=env)
     executed = sum(1 for outcome in outcomes(project, start).values() if outcome == "executed")
     start = time.time()
-    noop = run_timed(command, project)
+    noop = run_timed(command, project, env=env)
     if "Nothing to be done" not in noop.output:
         raise RuntimeError(f"P4: expops-smk's second run was not a no-op:\n{noop.output[-2000:]}")
     runs.cold.append(cold.seconds)
@@ -212,11 +214,12 @@ def run_theirs(expops: Path, template: Path, workspace: Path, runs: Runs, quick:
 def p4(settings: Settings) -> tuple[Section, Path]:
     template = make_shared_copy(settings.workdir / "template" / PROJECT_ID, settings.quick)
     runs = settings.runs(3 if not settings.quick else 1)
-    ours, theirs = Runs(), Runs()
+    ours, ours_cold, theirs = Runs(), Runs(), Runs()
     expops = settings.expops_python.with_name("expops") if settings.expops_python else None
     last = template
     for index in range(runs):
         last = run_ours(template, settings.workdir / f"ours-{index}", ours)
+        run_ours(template, settings.workdir / f"ours-cold-{index}", ours_cold, warm_start_off())
         if expops is not None:
             run_theirs(expops, template, settings.workdir / f"expops-{index}", theirs, settings.quick)
     section = Section()
@@ -230,13 +233,17 @@ def p4(settings: Settings) -> tuple[Section, Path]:
                                     note="pass --expops-python (a venv with `pip install expops==0.1.27`)"))
         return section, last
     cold_pipeline = median([p["pipeline"] for p in theirs.phases])
-    noop_pipeline = median([p["pipeline"] for p in theirs.noop_phases])
     section.rows.append(Row(
         "P4", f"example end to end, cold, --cores 2 ({nodes} nodes) vs `expops run --local`",
         format_seconds(median(ours.cold)), format_seconds(median(theirs.cold)),
         median(ours.cold) / median(theirs.cold), COLD_TARGET,
         note=f"vs ExpOps' pipeline phase alone (no env prep, no Dask shutdown): "
              f"{median(ours.cold) / cold_pipeline:.2f}",
+    ))
+    section.rows.append(Row(
+        "P4", "same, warm start off (every job a fresh interpreter)",
+        format_seconds(median(ours_cold.cold)), format_seconds(median(theirs.cold)),
+        median(ours_cold.cold) / median(theirs.cold), None,
     ))
     section.rows.append(Row(
         "P4", "example, no-op re-run, --cores 2, vs `expops run --local` again",
@@ -255,10 +262,13 @@ def p4(settings: Settings) -> tuple[Section, Path]:
         "a fresh HOME) per repetition, runs interleaved:\n\n"
         f"- expops-smk `expops-smk run --cores 2` (generate + snakemake): cold {spread(ours.cold)}, "
         f"executed {ours.cold_executed}; no-op {spread(ours.noop)}, jobs run {ours.noop_executed}\n"
+        f"- the same with `{WARM_START_VARIABLE}=0`: cold {spread(ours_cold.cold)}, executed "
+        f"{ours_cold.cold_executed}; no-op {spread(ours_cold.noop)}\n"
         f"- import floor of one expops-smk job (a process importing the runtime and the project's script, "
         f"for the example pandas + scikit-learn): {format_seconds(floor_seconds)}; × {nodes} jobs / 2 cores = "
-        f"{floor_seconds * nodes / 2:.1f} s of the cold run is spent importing, which ExpOps' two long-lived "
-        "Dask workers pay once each\n"
+        f"{floor_seconds * nodes / 2:.1f} s of a run without warm start goes to imports. With it, the project's "
+        "warm server pays that once and forks every later job, as ExpOps' two long-lived Dask workers pay it "
+        "once each\n"
         f"- ExpOps 0.1.27 `expops run --local`: cold {spread(theirs.cold)}, processes run {theirs.cold_executed}; "
         f"no-op {spread(theirs.noop)}, processes run again {theirs.noop_executed}\n"
         f"- ExpOps phases (medians), cold: {phase_text(theirs.phases)}; no-op: {phase_text(theirs.noop_phases)}. "

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from expops_smk.launch import DISABLE_VARIABLE
+
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
@@ -30,6 +32,7 @@ SNAKEMAKE = str(BIN / "snakemake")
 EXPOPS_SMK = str(BIN / "expops-smk")
 COMMAND_TIMEOUT = 1800
 """Seconds any one measured command may take before the suite gives up on it."""
+WARM_START_VARIABLE = DISABLE_VARIABLE
 MEMORY_LIMIT = 16_000_000_000
 """Address-space limit of every child process (bytes): a runaway step fails instead of swapping."""
 
@@ -128,6 +131,11 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env.pop("PYTHONSTARTUP", None)
     env.update(extra or {})
     return env
+
+
+def warm_start_off() -> dict[str, str]:
+    """The environment of expops-smk runs measured without warm start: every job a fresh interpreter."""
+    return child_env({WARM_START_VARIABLE: "0"})
 
 
 @dataclass

@@ -322,13 +322,14 @@ def with_process_aliases(probes: tuple[Probe, ...]) -> dict[str, str]:
 def render_chart_rules(project: ProjectConfig, graph: Graph, header: Mapping[str, str]) -> str:
     """``rules/charts.smk``: one rule per chart and ``CHART_TARGETS`` for ``rule all``."""
     rule_template = template("chart_rule.smk.tmpl")
-    rules = [render_chart_rule(graph, spec, rule_template) for spec in project.charts.values()]
+    module = project.execution.job_module("charts")
+    rules = [render_chart_rule(graph, spec, rule_template, module) for spec in project.charts.values()]
     targets = [f'    "{chart_dir(name)}",' for name in project.charts]
     return template("charts.smk.tmpl").substitute(
         header, targets="\n".join(targets), rules="\n\n".join(rules)).rstrip() + "\n"
 
 
-def render_chart_rule(graph: Graph, spec: ChartSpec, rule_template: Any) -> str:
+def render_chart_rule(graph: Graph, spec: ChartSpec, rule_template: Any, module: str) -> str:
     inputs = dict.fromkeys(f"{probe_location(graph, probe).results_dir}/{MANIFEST}" for probe in spec.probes)
     probes = hash_bytes(json.dumps([[probe.key, probe.id] for probe in spec.probes]).encode())
     doc = (spec.description.strip().rstrip(".") or f"Chart '{spec.name}'") + \
@@ -342,6 +343,7 @@ def render_chart_rule(graph: Graph, spec: ChartSpec, rule_template: Any) -> str:
         category=REPORT_CATEGORY,
         code=spec.function.code_hash,
         probes=probes,
+        module=module,
     ).rstrip()
 
 

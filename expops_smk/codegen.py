@@ -120,6 +120,7 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         log=_log_path(spec.name, wildcards),
         params=_params(project, layout),
         extra=rule_directives(project, graph, layout, wildcards),
+        module=project.execution.job_module("runtime"),
         process=spec.name,
         # "--seed=-2-7", not "--seed -2-7": argparse would take a value starting with '-' for an option.
         wildcard_args="".join(f" --{w}={{wildcards.{w}}}" for w in wildcards),

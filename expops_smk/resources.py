@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from expops_smk.config import ProcessSpec, ProjectConfig
     from expops_smk.graph import Graph, ProcessLayout
 
-EXECUTION_KEYS = {"resources", "group_chains", "local_processes", "benchmark", "jobs"}
+EXECUTION_KEYS = {"resources", "group_chains", "local_processes", "benchmark", "jobs", "warm_start"}
 LOCAL_SPLITS = "splits"
 BENCHMARK_DIR = "benchmarks"
 
@@ -51,7 +51,8 @@ class ExecutionSettings:
     ``resources`` uses the config's spelling (``cpus``, ``gpus``); ``group_chains`` is the number
     of partition x seed chains bundled into one cluster submission (0: no groups);
     ``local_processes`` are resolved process names; ``jobs`` is how many cluster jobs may be
-    queued or running at once (``None``: the profile's default).
+    queued or running at once (``None``: the profile's default); ``warm_start``: local jobs are
+    forked from a warm interpreter (see ``expops_smk.launch``).
     """
 
     resources: Mapping[str, Any] = field(default_factory=dict)
@@ -59,10 +60,12 @@ class ExecutionSettings:
     local_processes: tuple[str, ...] = ()
     benchmark: bool = False
     jobs: int | None = None
+    warm_start: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {"resources": dict(self.resources), "group_chains": self.group_chains,
-                "local_processes": list(self.local_processes), "benchmark": self.benchmark, "jobs": self.jobs}
+                "local_processes": list(self.local_processes), "benchmark": self.benchmark, "jobs": self.jobs,
+                "warm_start": self.warm_start}
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any] | None) -> ExecutionSettings:
@@ -70,7 +73,15 @@ class ExecutionSettings:
             return cls()
         return cls(resources=dict(payload["resources"]), group_chains=payload["group_chains"],
                    local_processes=tuple(payload["local_processes"]), benchmark=payload["benchmark"],
-                   jobs=payload["jobs"])
+                   jobs=payload["jobs"], warm_start=payload["warm_start"])
+
+    def job_module(self, entry: str) -> str:
+        """What a rule's command runs with ``python -m``: ``runtime`` or ``charts`` through the
+        warm-start launcher, or directly when warm start is off or jobs are benchmarked (Snakemake
+        measures the job's own process tree, which a forked job is not part of)."""
+        if self.warm_start and not self.benchmark:
+            return f"expops_smk.launch {entry}"
+        return f"expops_smk.{entry}"
 
 
 class ConfigParser(Protocol):
@@ -112,6 +123,7 @@ def parse_execution(parser: ConfigParser, processes: Mapping[str, ProcessSpec],
         local_processes=_parse_local(parser, raw.get("local_processes"), processes),
         benchmark=_parse_flag(parser, raw.get("benchmark", False), "execution.benchmark"),
         jobs=_parse_jobs(parser, raw.get("jobs"), compute_jobs),
+        warm_start=_parse_flag(parser, raw.get("warm_start", True), "execution.warm_start"),
     )
 
 

@@ -32,6 +32,7 @@ from expops_smk.codegen import DATA_DIGEST, MANIFEST, PLAN_FILE
 from expops_smk.config import ProcessSpec, ProjectConfig, is_safe_key
 from expops_smk.errors import ExpopsError, NodeError
 from expops_smk.graph import Graph, Node, NodeInput, ProcessLayout
+from expops_smk.launch import SERVER_PID_VARIABLE, report
 from expops_smk.plan import accepted_parameters, effective_parameters, read_plan
 from expops_smk.store import Artifact, Store, hash_bytes
 
@@ -199,7 +200,9 @@ class NodeRun:
     def run(self) -> str:
         """Restore or execute; returns "restored" or "executed"."""
         started = time.perf_counter()
-        self.say(f"node {self.node.label}  id {self.node.id}")
+        warm_server = os.environ.get(SERVER_PID_VARIABLE)
+        self.say(f"node {self.node.label}  id {self.node.id}"
+                 + (f"  (forked from the warm interpreter, pid {warm_server})" if warm_server else ""))
         manifests = self.read_input_manifests()
         payload = self.run_payload(manifests)
         run_key = hash_payload(payload)
@@ -394,21 +397,6 @@ def _read_text(path: Path | None) -> str:
         return path.read_text(encoding="utf-8")
     except OSError:
         return ""
-
-
-def report(line: str) -> None:
-    """Print one line to stderr in a single write(2).
-
-    Jobs share Snakemake's stderr, and print() writes a text and its newline separately (stderr is
-    write-through): the messages of two jobs failing at once would run into one line.
-    """
-    sys.stderr.flush()
-    try:
-        descriptor = sys.stderr.fileno()
-    except (AttributeError, OSError):  # stderr replaced in-process (tests, embedding): no descriptor
-        sys.stderr.write(line + "\n")
-        return
-    os.write(descriptor, (line + "\n").encode("utf-8", "backslashreplace"))
 
 
 def main(argv: list[str] | None = None) -> int:

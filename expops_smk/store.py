@@ -52,6 +52,15 @@ _RECORD_FORMAT = 1
 _CHUNK_BYTES = 4 * 1024 * 1024
 """Read size for streaming hashes: large enough to amortise syscalls, small enough for any job."""
 
+_DICTIONARY_PAGE_BYTES = 64 * 1024
+"""Dictionary size at which the Parquet writer gives up dictionary-encoding a column chunk.
+
+pyarrow's default (1 MiB) lets a 100k-row chunk of unique ids or floats be dictionary-encoded in
+full: slow to build and larger than plain encoding. Data partitions are exactly such chunks, so a
+split into 100 files cost 2-3x one write of the same table. At 64 KiB, low-cardinality columns
+(labels, categories, small-int codes) still get dictionaries, and high-cardinality ones fall back
+to plain after a few thousand values; files come out no larger."""
+
 _DIGEST_BATCH_ROWS = 64 * 1024
 """Rows per record batch hashed by ``table_digest``. Fixed, so the batch boundaries depend only on
 the row count and never on how the table happens to be chunked in memory."""
@@ -368,7 +377,9 @@ class Store:
             import pyarrow as pa
 
             try:
-                table = pa.Table.from_pandas(value, preserve_index=None)
+                # Serial: pyarrow would start a thread pool per call, which costs more than the
+                # (mostly zero-copy) conversion of a partition, and a job gets one core by default.
+                table = pa.Table.from_pandas(value, preserve_index=None, nthreads=1)
             except (pa.ArrowException, ValueError, TypeError):
                 return None
             fmt = FORMAT_PARQUET
@@ -381,7 +392,7 @@ class Store:
 
         tmp = self._new_tmp()
         try:
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, dictionary_pagesize_limit=_DICTIONARY_PAGE_BYTES)
             return tmp, fmt, table_digest(table), hash_file(tmp)
         except BaseException as error:
             tmp.unlink(missing_ok=True)

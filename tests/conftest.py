@@ -23,6 +23,11 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+# Warm servers outlive the snakemake run that started them by this many idle seconds (default 60);
+# short here, so that the many small projects of the suite do not keep interpreters around.
+os.environ.setdefault("EXPOPS_SMK_WARM_IDLE", "3")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--crash-count", type=int, default=None,
                      help="kills in the reliability crash loop (default 5; the issue's full loop is 20)")

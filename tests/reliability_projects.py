@@ -190,10 +190,25 @@ def descendants(root_pid: int) -> list[Proc]:
 
 
 def runtime_jobs(root_pid: int) -> list[Proc]:
-    """The ``python -m expops_smk.runtime`` job processes below ``root_pid`` (not their shells)."""
+    """The job processes below ``root_pid`` (not their shells): ``python -m expops_smk.launch
+    runtime`` (killing one makes its warm server kill the node it forked) or, cold, the runtime."""
     return [proc for proc in descendants(root_pid)
-            if "-m expops_smk.runtime" in proc.cmdline and Path(proc.cmdline.split(" ")[0]).name.startswith("python")
-            and not _is_zombie(proc.pid)]
+            if ("-m expops_smk.launch runtime" in proc.cmdline or "-m expops_smk.runtime" in proc.cmdline)
+            and Path(proc.cmdline.split(" ")[0]).name.startswith("python") and not _is_zombie(proc.pid)]
+
+
+def warm_processes(root: Path) -> list[Proc]:
+    """The project's warm server and the nodes forked from it (they share its command line)."""
+    found = []
+    for name in os.listdir("/proc"):
+        proc = Proc.read(int(name)) if name.isdigit() else None
+        if proc is not None and "-m expops_smk.warm_server" in proc.cmdline and not _is_zombie(proc.pid):
+            try:
+                if Path(f"/proc/{name}/cwd").resolve() == root.resolve():
+                    found.append(proc)
+            except OSError:
+                pass  # exited meanwhile
+    return found
 
 
 def start_snakemake(project: Project, *args: str, output: IO[str]) -> subprocess.Popen[str]:
@@ -203,8 +218,10 @@ def start_snakemake(project: Project, *args: str, output: IO[str]) -> subprocess
                             preexec_fn=_limit_memory)
 
 
-def kill_run(process: subprocess.Popen[str]) -> None:
-    """SIGKILL a run started by ``start_snakemake``: its process group and every descendant."""
+def kill_run(process: subprocess.Popen[str], root: Path) -> None:
+    """SIGKILL a run started by ``start_snakemake``: its process group, every descendant, and the
+    project's warm server with the nodes it forked (as a crash of the machine would), waiting until
+    all are gone so that the next run cannot meet a node of this one still writing."""
     tree = descendants(process.pid)
     try:
         os.killpg(process.pid, signal.SIGKILL)
@@ -215,6 +232,17 @@ def kill_run(process: subprocess.Popen[str]) -> None:
     process.wait(timeout=30)
     deadline = time.monotonic() + 10
     while any(proc.alive() for proc in tree) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop_warm_processes(root)
+
+
+def stop_warm_processes(root: Path) -> None:
+    """SIGKILL the project's warm server and its nodes by pid; return once all are gone."""
+    deadline = time.monotonic() + 30
+    while remaining := warm_processes(root):
+        assert time.monotonic() < deadline, f"warm processes survive SIGKILL: {remaining}"
+        for proc in remaining:
+            proc.kill()
         time.sleep(0.05)
 
 
@@ -457,6 +485,9 @@ def mount(*args: str) -> bool:
 
 
 def unmount(path: Path) -> None:
+    """Unmount a test file system; the warm server of a project on it keeps it busy, so stop it first."""
+    for project in path.glob("*/"):
+        stop_warm_processes(project)
     subprocess.run(["umount", str(path)], capture_output=True, timeout=30, check=True)
 
 

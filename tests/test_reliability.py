@@ -131,11 +131,11 @@ def crash_once(project: Project, rng: random.Random, output_path: Path) -> tuple
                 assert process.returncode == 0, output_path.read_text(encoding="utf-8")[-4000:]
                 return False, f"finished before the kill ({phase} +{moment:.2f}s)"
             running = [job.cmdline.split(" --log ")[-1].strip() for job in runtime_jobs(process.pid)]
-            kill_run(process)
+            kill_run(process, project.root)
             return True, f"killed in {phase} +{moment:.2f}s while running {running}"
         finally:
             if process.poll() is None:
-                kill_run(process)
+                kill_run(process, project.root)
 
 
 def reset(project: Project, keep_store: bool) -> None:
@@ -215,7 +215,7 @@ def test_kill_job_processes_mid_run(reference: Reference, tmp_path: Path) -> Non
             process.wait(timeout=300)
         finally:
             if process.poll() is None:
-                kill_run(process)
+                kill_run(process, project.root)
     text = output_path.read_text(encoding="utf-8")
     context = f"EXPOPS_CRASH_SEED={CRASH_SEED}; killed {killed}\n{text[-3000:]}"
     assert killed, context
@@ -328,7 +328,7 @@ def test_two_runs_at_once_one_refuses_and_nothing_is_corrupted(reference: Refere
             handle.close()
         for run in runs:
             if run.poll() is None:
-                kill_run(run)
+                kill_run(run, project.root)
     texts = [path.read_text(encoding="utf-8") for path in outputs]
     assert sorted(codes) == [0, 1], texts
     loser = texts[codes.index(1)]

@@ -149,6 +149,19 @@ def test_benchmark_files_mirror_the_log_layout(tmp_path: Path) -> None:
     assert directive(rules["summary"], "benchmark") == '"benchmarks/summary.tsv",'
 
 
+@pytest.mark.parametrize("execution, module", [
+    (None, "expops_smk.launch runtime"),
+    ({"warm_start": False}, "expops_smk.runtime"),
+    # Snakemake's benchmark measures the job's process tree, which a node forked by the warm server is not in.
+    ({"benchmark": True}, "expops_smk.runtime"),
+])
+def test_warm_start_decides_what_the_rules_run(tmp_path: Path, execution: dict[str, Any] | None, module: str) -> None:
+    root = make(tmp_path / "p", execution)
+    generate_project(root)
+    commands = {name: block.split("shell:", 1)[1] for name, block in rules_of(root).items()}
+    assert len(commands) == 7 and all(f" -m {module} {name} " in command for name, command in commands.items()), commands
+
+
 def test_local_processes_splits_means_builtin_splits_and_aggregations(tmp_path: Path) -> None:
     root = make(tmp_path / "p", {"local_processes": "splits"})
     generate_project(root)
@@ -193,6 +206,7 @@ def test_group_chains_off_by_default(tmp_path: Path) -> None:
     ({"group_chains": "yes"}, "execution.group_chains", "must be true, false or the number of chains"),
     ({"group_chains": -1}, "execution.group_chains", "must be true, false or the number of chains"),
     ({"benchmark": "yes"}, "execution.benchmark", "must be true or false"),
+    ({"warm_start": "no"}, "execution.warm_start", "must be true or false"),
     ({"local_processes": ["load", "nope"]}, "execution.local_processes", "unknown process(es) 'nope'"),
     ({"local_processes": 3}, "execution.local_processes", 'must be "splits" or a list of process names'),
     ({"jobs": 0}, "execution.jobs", "must be a positive integer"),
