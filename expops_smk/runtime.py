@@ -1,4 +1,5 @@
-"""What one Snakemake job runs: ``python -m expops_smk.runtime PROCESS [--partition P] [--seed S] --log L``.
+"""What one Snakemake job runs: ``python -m expops_smk.runtime PROCESS [--partition P] [--seed S] --log L``
+(the rules start it through ``expops_smk.launch``, which forks it from a warm interpreter when it can).
 
 A job (1) resolves its node and inputs from the plan, (2) computes a *run key* from everything
 that determines its outputs (code hash, parameters, seed, the content digests of its inputs, the raw

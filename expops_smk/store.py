@@ -52,8 +52,9 @@ _RECORD_FORMAT = 1
 _CHUNK_BYTES = 4 * 1024 * 1024
 """Read size for streaming hashes: large enough to amortise syscalls, small enough for any job."""
 
-_DICTIONARY_PAGE_BYTES = 64 * 1024
-"""Dictionary size at which the Parquet writer gives up dictionary-encoding a column chunk.
+PARQUET_WRITE_OPTIONS: Mapping[str, Any] = {"dictionary_pagesize_limit": 64 * 1024}
+"""pyarrow's defaults except the dictionary size at which the writer gives up dictionary-encoding a
+column chunk.
 
 pyarrow's default (1 MiB) lets a 100k-row chunk of unique ids or floats be dictionary-encoded in
 full: slow to build and larger than plain encoding. Data partitions are exactly such chunks, so a
@@ -392,7 +393,7 @@ class Store:
 
         tmp = self._new_tmp()
         try:
-            pq.write_table(table, tmp, dictionary_pagesize_limit=_DICTIONARY_PAGE_BYTES)
+            pq.write_table(table, tmp, **PARQUET_WRITE_OPTIONS)
             return tmp, fmt, table_digest(table), hash_file(tmp)
         except BaseException as error:
             tmp.unlink(missing_ok=True)

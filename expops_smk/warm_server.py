@@ -238,9 +238,11 @@ class Server:
         self.jobs: dict[int, _Job] = {}  # by pid
 
     def serve(self) -> ChildTask | None:
-        last_job_ended = time.monotonic()
+        """Serve until idle; a refused job counts as activity, so a refusing server is not
+        restarted (and its imports paid again) every idle period while jobs keep coming."""
+        last_activity = time.monotonic()
         while self.listener is not None or self.jobs:
-            timeout = None if self.jobs else self.idle_seconds - (time.monotonic() - last_job_ended)
+            timeout = None if self.jobs else self.idle_seconds - (time.monotonic() - last_activity)
             if timeout is not None and timeout <= 0:
                 break
             for key, _ in self.selector.select(timeout):
@@ -248,9 +250,10 @@ class Server:
                     task = self.accept()
                     if task is not None:
                         return task
+                    last_activity = time.monotonic()
                 elif isinstance(key.data, tuple) and key.data[0] == "pidfd":
                     self.reap(self.jobs[key.data[1]])
-                    last_job_ended = time.monotonic()
+                    last_activity = time.monotonic()
                 else:
                     self.message_from_client(self.jobs[key.data])
         return None
