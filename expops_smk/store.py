@@ -244,6 +244,8 @@ class _ColumnPlan:
         if self.zero is None:
             return [array]
         mask = pc.is_null(array)
+        if array.null_count == 0:  # nothing under a null to zero: skip copying the column
+            return [array, mask]
         if pa.types.is_dictionary(array.type):
             filled = pa.DictionaryArray.from_arrays(
                 pc.fill_null(array.indices, self.zero), array.dictionary, ordered=array.type.ordered
