@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0  # another job's server has the name
     root = Path.cwd()
     started = time.perf_counter()
-    loaded, failed = preload(modules_to_preload(root))
+    scripts = project_scripts(root)  # read from the plan once, for the preload list and the watch list
+    loaded, failed = preload(modules_to_preload(root, scripts))
     if failed:
         log("could not preload (jobs import them themselves): " + "; ".join(failed))
     unsafe = threading.active_count() > 1
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     listener.listen(64)
     log(f"serving {root} with {len(loaded)} modules preloaded in {time.perf_counter() - started:.1f}s"
         + ("; refusing every job: a preloaded module started a thread" if unsafe else ""))
-    server = Server(listener, root, idle_seconds(), refuse_all=unsafe)
+    server = Server(listener, watched_files(root, scripts), idle_seconds(), refuse_all=unsafe)
     task = server.serve()
     if task is None:
         log("exiting: " + ("idle" if server.listener is not None else "replaced, its last job is done"))
@@ -115,10 +116,10 @@ def idle_seconds() -> float:
         return DEFAULT_IDLE_SECONDS
 
 
-def modules_to_preload(root: Path) -> list[str]:
+def modules_to_preload(root: Path, scripts: list[Path]) -> list[str]:
     """The base modules and every third-party module the project's scripts import at top level."""
     names = list(BASE_MODULES)
-    for script in project_scripts(root):
+    for script in scripts:
         try:
             tree = ast.parse(script.read_text(encoding="utf-8"))
         except (OSError, SyntaxError, ValueError):
@@ -202,13 +203,13 @@ def preload(names: list[str]) -> tuple[list[str], list[str]]:
     return loaded, failed
 
 
-def watched_files(root: Path) -> list[str]:
+def watched_files(root: Path, scripts: list[Path]) -> list[str]:
     """Every loaded module's file, the plan and the project's scripts: if one changes, the server
     is stale (it would run old code, or preload what the scripts no longer import)."""
     from expops_smk.codegen import PLAN_FILE
 
     files = {getattr(module, "__file__", None) for module in list(sys.modules.values())}
-    files.update(str(path) for path in project_scripts(root))
+    files.update(str(path) for path in scripts)
     files.add(str(root / PLAN_FILE))
     return sorted(file for file in files if file)
 
@@ -227,11 +228,11 @@ def modification_times(files: list[str]) -> list[int]:
 class Server:
     """Accept job requests and fork; returns from ``serve`` in each child with its task."""
 
-    def __init__(self, listener: socket.socket, root: Path, idle_seconds: float, refuse_all: bool) -> None:
+    def __init__(self, listener: socket.socket, watched: list[str], idle_seconds: float, refuse_all: bool) -> None:
         self.listener: socket.socket | None = listener
         self.idle_seconds = idle_seconds
         self.refuse_all = refuse_all
-        self.watched = watched_files(root)
+        self.watched = watched
         self.stamps = modification_times(self.watched)
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ, None)

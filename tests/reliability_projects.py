@@ -156,7 +156,7 @@ class Proc:
 
     def alive(self) -> bool:
         current = Proc.read(self.pid)
-        return current is not None and current.started == self.started and not _is_zombie(self.pid)
+        return current is not None and current.started == self.started and not has_exited(self.pid)
 
     def kill(self) -> None:
         if self.alive():
@@ -166,7 +166,8 @@ class Proc:
                 pass
 
 
-def _is_zombie(pid: int) -> bool:
+def has_exited(pid: int) -> bool:
+    """Gone, or a zombie its parent has not reaped yet."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
@@ -194,7 +195,7 @@ def runtime_jobs(root_pid: int) -> list[Proc]:
     runtime`` (killing one makes its warm server kill the node it forked) or, cold, the runtime."""
     return [proc for proc in descendants(root_pid)
             if ("-m expops_smk.launch runtime" in proc.cmdline or "-m expops_smk.runtime" in proc.cmdline)
-            and Path(proc.cmdline.split(" ")[0]).name.startswith("python") and not _is_zombie(proc.pid)]
+            and Path(proc.cmdline.split(" ")[0]).name.startswith("python") and not has_exited(proc.pid)]
 
 
 def warm_processes(root: Path) -> list[Proc]:
@@ -202,7 +203,7 @@ def warm_processes(root: Path) -> list[Proc]:
     found = []
     for name in os.listdir("/proc"):
         proc = Proc.read(int(name)) if name.isdigit() else None
-        if proc is not None and "-m expops_smk.warm_server" in proc.cmdline and not _is_zombie(proc.pid):
+        if proc is not None and "-m expops_smk.warm_server" in proc.cmdline and not has_exited(proc.pid):
             try:
                 if Path(f"/proc/{name}/cwd").resolve() == root.resolve():
                     found.append(proc)

@@ -23,10 +23,11 @@ import pytest
 
 from e2e import Project, _env
 from projects import write_project
+from reliability_projects import has_exited, stop_warm_processes, wait_for
 from test_e2e_core import write_core
 
 from expops_smk.launch import SERVER_LOG, server_name, warm_start_possible
-from expops_smk.warm_server import modules_to_preload, top_level_imports
+from expops_smk.warm_server import modules_to_preload, project_scripts, top_level_imports
 from expops_smk.workflow import generate_project
 
 pytestmark = pytest.mark.skipif(not warm_start_possible({}), reason="warm start needs Linux")
@@ -104,7 +105,7 @@ def test_preload_skips_project_modules_and_fork_unsafe_frameworks(tmp_path: Path
         script_path="src/main.py", files={"helpers.py": "X = 1\n"})
     monkeypatch.syspath_prepend(str(root))  # `helpers` importable, as it would be for a job
     generate_project(root)
-    names = modules_to_preload(root.resolve())
+    names = modules_to_preload(root.resolve(), project_scripts(root.resolve()))
     assert {"numpy", "pandas", "sklearn", "sklearn.metrics", "os", "time", "expops_smk.runtime"} <= set(names)
     assert not {"helpers", "torch", "expops.core", "nonexistent_xyz"} & set(names)
 
@@ -166,28 +167,13 @@ class Warm:
         return [int(pid) for pid in re.findall(r"pid (\d+): serving", self.server_log())]
 
     def wait_for_server(self, count: int = 1) -> int:
-        wait_until(lambda: len(self.servers()) >= count, 60)
+        assert wait_for(lambda: len(self.servers()) >= count, 60)
         return self.servers()[count - 1]
 
     def child_of(self, process: str) -> int:
         """Pid of the node the server forked for ``process`` (the last one)."""
-        wait_until(lambda: f"for runtime {process} " in self.server_log(), 30)
+        assert wait_for(lambda: f"for runtime {process} " in self.server_log(), 30)
         return int(re.findall(rf"forked (\d+) for runtime {process} ", self.server_log())[-1])
-
-
-def wait_until(condition, seconds: float) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 @pytest.fixture
@@ -202,9 +188,7 @@ def warm(tmp_path: Path) -> Warm:
     assert not project.forked("make")  # no server yet: this job ran cold and started one
     project.wait_for_server()
     yield project
-    for pid in project.servers():
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    stop_warm_processes(root)
 
 
 def test_a_forked_job_gives_the_cold_result(warm: Warm) -> None:
@@ -235,10 +219,10 @@ def test_exit_status_and_error_line_come_from_the_forked_job(warm: Warm) -> None
 def test_signals_reach_the_forked_job(warm: Warm) -> None:
     job = warm.start("sleepy")
     child = warm.child_of("sleepy")
-    wait_until(lambda: "calling sleepy" in warm.job_log("sleepy"), 30)
+    assert wait_for(lambda: "calling sleepy" in warm.job_log("sleepy"), 30)
     job.send_signal(signal.SIGTERM)
     assert job.wait(timeout=30) == 128 + signal.SIGTERM
-    wait_until(lambda: not alive(child), 10)
+    assert wait_for(lambda: has_exited(child), 10)
     assert warm.launch("where").returncode == 0 and warm.forked("where")  # the server serves on
 
 
@@ -247,7 +231,7 @@ def test_a_job_dies_with_its_client(warm: Warm) -> None:
     child = warm.child_of("sleepy")
     job.kill()
     job.wait(timeout=30)
-    wait_until(lambda: not alive(child), 10)
+    assert wait_for(lambda: has_exited(child), 10)
 
 
 def test_a_job_dies_with_its_server_and_the_client_says_so(warm: Warm) -> None:
@@ -257,7 +241,7 @@ def test_a_job_dies_with_its_server_and_the_client_says_so(warm: Warm) -> None:
     _, stderr = job.communicate(timeout=30)
     assert job.returncode == 1
     assert stderr.startswith("expops-smk: the warm interpreter stopped while running this job") and stderr.count("\n") == 1
-    wait_until(lambda: not alive(child), 10)
+    assert wait_for(lambda: has_exited(child), 10)
 
 
 def test_an_edited_script_retires_the_server(warm: Warm) -> None:
@@ -270,7 +254,7 @@ def test_an_edited_script_retires_the_server(warm: Warm) -> None:
     assert "refusing a job: stale" in warm.server_log()
     second = warm.wait_for_server(2)
     assert second != first
-    wait_until(lambda: not alive(first), 10)
+    assert wait_for(lambda: has_exited(first), 10)
     assert f"pid {first}: exiting: replaced, its last job is done" in warm.server_log()
     assert warm.launch("where").returncode == 0 and warm.forked("where")
     assert re.findall(r"pid (\d+): forked", warm.server_log())[-1] == str(second)
@@ -278,7 +262,7 @@ def test_an_edited_script_retires_the_server(warm: Warm) -> None:
 
 def test_an_idle_server_exits(warm: Warm) -> None:
     server = warm.servers()[0]
-    wait_until(lambda: not alive(server), 30)
+    assert wait_for(lambda: has_exited(server), 30)
     assert "exiting: idle" in warm.server_log()
 
 
@@ -302,9 +286,7 @@ def test_a_server_whose_preload_starts_a_thread_refuses_every_job(tmp_path: Path
         assert "refusing every job: a preloaded module started a thread" in project.server_log()
         assert len(project.servers()) == 1  # refusing clients do not start new servers
     finally:
-        for pid in project.servers():
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        stop_warm_processes(root)
 
 
 @pytest.mark.e2e
