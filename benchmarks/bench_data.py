@@ -41,7 +41,9 @@ def make_table(rows: int):
 def p6(settings: Settings) -> Section:
     import pyarrow.parquet as pq
 
-    from expops_smk.store import PARQUET_WRITE_OPTIONS, hash_file, table_digest
+    from expops_smk.store.artifact_store import PARQUET_WRITE_OPTIONS
+    from expops_smk.store.hashing import hash_file
+    from expops_smk.store.table_digest import table_digest
 
     rows = 20_000 if settings.quick else 6_000_000
     table = make_table(rows)
@@ -92,8 +94,8 @@ def p7(settings: Settings) -> Section:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from expops_smk.splitting import split_rows
-    from expops_smk.store import Store
+    from expops_smk.runtime.splitting import split_rows
+    from expops_smk.store.artifact_store import Store
 
     rows = 100_000 if settings.quick else 10_000_000
     table = make_table(rows)

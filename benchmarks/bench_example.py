@@ -289,7 +289,7 @@ def p4(settings: Settings) -> tuple[Section, Path]:
 # -- P8 -----------------------------------------------------------------------------------------
 
 FLOOR_CODE = "import expops_smk.runtime, pyarrow.parquet, pandas"
-SCRIPT_FLOOR_CODE = ("import sys; sys.path[:0] = ['src', '.']; from expops_smk.compat import install_expops_alias; "
+SCRIPT_FLOOR_CODE = ("import sys; sys.path[:0] = ['src', '.']; from expops_smk.runtime.user_scripts import install_expops_alias; "
                      "install_expops_alias(); import expops_smk.runtime, model")
 """What a job imports before doing any work: the runtime and, for a node with a function, the
 project's script (the example's imports pandas and scikit-learn); a built-in split reads its
@@ -320,8 +320,8 @@ def p8(settings: Settings, project: Path) -> Section:
     pandas, plus the project's script (scikit-learn) for a node with a function; built-in splits
     never import the script.
     """
-    from expops_smk.config import load_project
-    from expops_smk.graph import build_graph
+    from expops_smk.config.project import load_project
+    from expops_smk.graph.expansion import build_graph
 
     config = load_project(project)
     graph = build_graph(config)

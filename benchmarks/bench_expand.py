@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from expops_smk.config import load_project
-from expops_smk.graph import build_graph
+from expops_smk.config.project import load_project
+from expops_smk.graph.expansion import build_graph
 
 TARGET_SECONDS = 1.0
 PER_BRANCH = ("preprocess", "train", "evaluate")

@@ -401,7 +401,7 @@ def p3(settings: Settings, project: Path, nodes: int, label: str) -> list[Row]:
     def in_process() -> float:
         clean()
         code = ("import sys, time; from pathlib import Path; t = time.perf_counter(); "
-                "from expops_smk.workflow import generate_project; generate_project(Path('.').resolve()); "
+                "from expops_smk.codegen.prepare import generate_project; generate_project(Path('.').resolve()); "
                 "print(time.perf_counter() - t)")
         return float(run_timed([PYTHON, "-c", code], project).stdout.strip())
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _API = {
-    "process": "expops_smk.api",
-    "step": "expops_smk.api",
-    "log_metric": "expops_smk.api",
-    "SerializableData": "expops_smk.api",
-    "ModelData": "expops_smk.api",
-    "load": "expops_smk.results",
+    "process": "expops_smk.runtime.user_api",
+    "step": "expops_smk.runtime.user_api",
+    "log_metric": "expops_smk.runtime.user_api",
+    "SerializableData": "expops_smk.runtime.user_api",
+    "ModelData": "expops_smk.runtime.user_api",
+    "load": "expops_smk.results.load",
 }
 
 __all__ = sorted(_API)

@@ -34,13 +34,16 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _load(project_dir: Path):
-    from expops_smk.config import load_project
-    from expops_smk.graph import build_graph
+    from expops_smk.config.project import load_project
+    from expops_smk.graph.expansion import build_graph
+    from expops_smk.graph.probes import resolve_charts
 
     project = load_project(project_dir)
     for warning in project.warnings:
         click.echo(f"warning: {warning}", err=True)
-    return project, build_graph(project)
+    graph = build_graph(project)
+    resolve_charts(graph)  # a chart selector that matches nothing is a config error
+    return project, graph
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,7 +68,7 @@ def validate(project: Path) -> None:
 @reports_errors
 def graph(project: Path, output_format: str) -> None:
     """Print PROJECT's expanded graph: every node with its label, grouped by partition and seed."""
-    from expops_smk.render import FORMATS
+    from expops_smk.graph.render import FORMATS
 
     _, expanded = _load(project)
     click.echo(FORMATS[output_format](expanded))
@@ -76,7 +79,7 @@ def graph(project: Path, output_format: str) -> None:
 @reports_errors
 def generate(project: Path) -> None:
     """Write PROJECT's Snakemake workflow (workflow/Snakefile, rules, plan); unchanged files are kept."""
-    from expops_smk.workflow import generate_project
+    from expops_smk.codegen.prepare import generate_project
 
     _load(project)  # validates and prints warnings before anything is written
     for item in generate_project(project.resolve()):
@@ -96,7 +99,7 @@ def run(cores: str | None, profile: str | None, args: tuple[str, ...]) -> None:
     PROJECT (default: the current folder) is the first argument when it names a folder; every
     other argument goes to snakemake unchanged.
     """
-    from expops_smk.workflow import generate_project
+    from expops_smk.codegen.prepare import generate_project
 
     project = Path(".")
     if args and not args[0].startswith("-") and Path(args[0]).is_dir():
@@ -128,7 +131,7 @@ def run(cores: str | None, profile: str | None, args: tuple[str, ...]) -> None:
 @reports_errors
 def show(process: str, project: Path, partition: str | None, seed: int | None) -> None:
     """Print the outputs of one node (tables as text), e.g. `expops-smk show train --partition 1 --seed 41`."""
-    from expops_smk.results import load
+    from expops_smk.results.load import load
 
     partition_value: str | int | None = int(partition) if partition and partition.isdigit() else partition
     for key, value in load(project, process, partition=partition_value, seed=seed).items():
@@ -142,7 +145,7 @@ def show(process: str, project: Path, partition: str | None, seed: int | None) -
 @reports_errors
 def status(project: Path, changed_only: bool) -> None:
     """Per node: up to date, or why the next run would execute (or restore) it."""
-    from expops_smk.status import UP_TO_DATE, project_status
+    from expops_smk.results.status import UP_TO_DATE, project_status
 
     statuses = project_status(project)
     for item in statuses:
@@ -160,7 +163,7 @@ def status(project: Path, changed_only: bool) -> None:
 @reports_errors
 def gc(project: Path, dry_run: bool) -> None:
     """Remove results and cached runs that no current node references."""
-    from expops_smk.housekeeping import collect_garbage
+    from expops_smk.results.housekeeping import collect_garbage
 
     report = collect_garbage(project, dry_run)
     verb = "would remove" if dry_run else "removed"
@@ -175,7 +178,7 @@ def gc(project: Path, dry_run: bool) -> None:
 @reports_errors
 def verify(project: Path) -> None:
     """Re-hash every artifact under results/ and report those that no longer match (exit 1)."""
-    from expops_smk.housekeeping import verify as verify_project
+    from expops_smk.results.housekeeping import verify as verify_project
 
     problems = verify_project(project)
     for line in problems:
@@ -202,7 +205,7 @@ def metrics(project: Path, output_format: str, output: Path | None, summary: boo
 
     Only nodes of the current plan count: results of removed seeds or partitions are left out
     (expops-smk gc deletes them)."""
-    from expops_smk import metrics as metrics_module
+    from expops_smk.results import metrics as metrics_module
 
     if by_partition and not summary:
         raise click.UsageError("--by-partition applies to --summary")
@@ -221,7 +224,7 @@ def metrics(project: Path, output_format: str, output: Path | None, summary: boo
 @reports_errors
 def report(project: Path, output: Path | None) -> None:
     """Write a self-contained HTML report of PROJECT's last run: summary, plots, DAG, nodes."""
-    from expops_smk.report import REPORT_FILE, write_report
+    from expops_smk.results.report import REPORT_FILE, write_report
 
     target = output or project / REPORT_FILE
     for warning in write_report(project, target).warnings:

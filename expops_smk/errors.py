@@ -47,3 +47,12 @@ class NodeError(ExpopsError):
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def shown_path(path: Path, root: Path) -> str:
+    """How a project file is named in error messages: relative to the folder holding the project
+    (``myproject/configs/project_config.yaml``), or absolute when it lies elsewhere."""
+    try:
+        return str(Path(path).relative_to(Path(root).parent))
+    except ValueError:
+        return str(path)

@@ -126,7 +126,7 @@ class Project:
 
     # -- reading results ----------------------------------------------------------------------
     def node_dir(self, process: str, partition: str = "", seed: str = "") -> Path:
-        from expops_smk.graph import results_dir
+        from expops_smk.layout import results_dir
 
         return self.root / results_dir(process, partition, seed)
 
@@ -134,7 +134,8 @@ class Project:
         return json.loads((self.node_dir(process, partition, seed) / "_outputs.json").read_text())["artifacts"]
 
     def value(self, process: str, key: str, partition: str = "", seed: str = "") -> Any:
-        from expops_smk.store import Artifact, Store
+        from expops_smk.store.artifact_store import Store
+        from expops_smk.store.artifacts import Artifact
 
         folder = self.node_dir(process, partition, seed)
         artifact = Artifact.from_json(self.manifest(process, partition, seed)[key])

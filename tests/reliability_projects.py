@@ -26,7 +26,10 @@ from typing import IO
 from e2e import CALLS_HELPER, SNAKEMAKE, Project, _env, _limit_memory
 from projects import write_project
 
-from expops_smk.store import MANIFEST_NAME, Store, hash_file
+from expops_smk.layout import MANIFEST as MANIFEST_NAME
+from expops_smk.store.artifact_store import Store
+from expops_smk.store.hashing import hash_file
+from expops_smk.store.maintenance import verify_artifacts
 
 EXPOPS_SMK = str(Path(SNAKEMAKE).with_name("expops-smk"))
 
@@ -191,10 +194,10 @@ def descendants(root_pid: int) -> list[Proc]:
 
 
 def runtime_jobs(root_pid: int) -> list[Proc]:
-    """The job processes below ``root_pid`` (not their shells): ``python -m expops_smk.launch
+    """The job processes below ``root_pid`` (not their shells): ``python -m expops_smk.runtime.launch
     runtime`` (killing one makes its warm server kill the node it forked) or, cold, the runtime."""
     return [proc for proc in descendants(root_pid)
-            if ("-m expops_smk.launch runtime" in proc.cmdline or "-m expops_smk.runtime" in proc.cmdline)
+            if ("-m expops_smk.runtime.launch runtime" in proc.cmdline or "-m expops_smk.runtime" in proc.cmdline)
             and Path(proc.cmdline.split(" ")[0]).name.startswith("python") and not has_exited(proc.pid)]
 
 
@@ -203,7 +206,7 @@ def warm_processes(root: Path) -> list[Proc]:
     found = []
     for name in os.listdir("/proc"):
         proc = Proc.read(int(name)) if name.isdigit() else None
-        if proc is not None and "-m expops_smk.warm_server" in proc.cmdline and not has_exited(proc.pid):
+        if proc is not None and "-m expops_smk.runtime.warm_server" in proc.cmdline and not has_exited(proc.pid):
             try:
                 if Path(f"/proc/{name}/cwd").resolve() == root.resolve():
                     found.append(proc)
@@ -272,7 +275,7 @@ def integrity_problems(root: Path) -> list[str]:
     final name); every JSON record parses.
     """
     store = Store(root)
-    problems = list(store.verify(root / "results"))
+    problems = list(verify_artifacts(store, root / "results"))
     results = root / "results"
     if not results.is_dir():
         return problems

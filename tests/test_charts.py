@@ -19,13 +19,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from expops_smk import charts
-from expops_smk.charts import Probe, ProbeTree, node_metrics, process_steps, resolve_probes, with_process_aliases
+from expops_smk import layout
+from expops_smk.graph.probes import Probe, ProbeTree, process_steps, resolve_charts, resolve_probes, with_process_aliases
+from expops_smk.runtime.chart_job import node_metrics
 from expops_smk.cli import main as cli
-from expops_smk.config import load_project
+from expops_smk.config.project import load_project
 from expops_smk.errors import ConfigError
-from expops_smk.graph import Node, build_graph
-from expops_smk.plan import plan_from_json, plan_to_json
+from expops_smk.graph.expansion import build_graph
+from expops_smk.graph.nodes import Node
+from expops_smk.graph.plan import plan_from_json, plan_to_json
 from projects import write_project
 
 REPO = Path(__file__).resolve().parents[1]
@@ -304,9 +306,11 @@ def test_config_keeps_charts_out_of_the_dag_and_in_the_plan(tmp_path: Path) -> N
     assert list(project.processes) == ["load", "split", "seeds", "train"]
     assert list(project.charts) == ["by_metrics", "by_both", "by_ctx"]  # the dynamic chart is skipped
     assert any("chart 'live_losses': dynamic" in warning for warning in project.warnings)
-    assert [p.key for p in project.charts["by_ctx"].probes] == [step_id(2, 41, "evaluate"), step_id(2, 42, "evaluate")]
-    restored = plan_from_json(plan_to_json(project), project.root)
-    assert restored.charts == project.charts
+    charts = resolve_charts(build_graph(project))
+    assert [p.key for p in charts["by_ctx"].probes] == [step_id(2, 41, "evaluate"), step_id(2, 42, "evaluate")]
+    restored = plan_from_json(plan_to_json(project, charts), project.root)
+    assert restored.charts == charts
+    assert restored.project.charts == project.charts
 
 
 FITS = 'fits: "//*[@name=\'train\']/*[@name=\'fit\']"'
@@ -374,7 +378,7 @@ def assert_png(path: Path) -> None:
 def test_dynamic_chart_is_a_warning_and_gets_no_rule(ran: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     root, generated = ran
     assert "chart 'live_losses': dynamic (JavaScript) charts are not supported; the chart is skipped" in generated.stderr
-    rules = (root / charts.CHARTS_RULES_FILE).read_text()
+    rules = (root / layout.CHARTS_RULES_FILE).read_text()
     assert "rule by_metrics:" in rules and "rule by_both:" in rules and "rule by_ctx:" in rules
     assert "live_losses" not in rules
     assert not (root / "results/charts/live_losses").exists()
@@ -392,7 +396,7 @@ def test_chart_with_metrics_only_gets_expops_metrics(ran: tuple[Path, subprocess
     expected = {"first": first, **fits, "loaded": loaded, "train": first, "load": loaded}
     expected.update({f"train__{i}": fits[fit] for i, fit in enumerate(sorted(FIT_IDS), start=2)})
     assert json.loads((folder / "metrics.json").read_text()) == expected
-    record = json.loads((folder / charts.CHART_RECORD).read_text())
+    record = json.loads((folder / layout.CHART_RECORD).read_text())
     assert record["pngs"] == ["by_metrics.png"]
     assert record["probes"] == {"first": TRAIN_IDS[0], **{fit: fit for fit in FIT_IDS}, "loaded": "//process[@name='load']"}
 
@@ -416,7 +420,7 @@ def test_chart_with_ctx_only_writes_into_subfolders(ran: tuple[Path, subprocess.
     root, _ = ran
     folder = root / "results/charts/by_ctx"
     assert_png(folder / "sub/ctx.png")
-    assert json.loads((folder / charts.CHART_RECORD).read_text())["pngs"] == ["sub/ctx.png"]
+    assert json.loads((folder / layout.CHART_RECORD).read_text())["pngs"] == ["sub/ctx.png"]
     log = (root / "logs/charts/by_ctx.log").read_text()
     assert "wrote sub/ctx.png" in log and "train P2 S42 step evaluate (1 metrics)" in log
 
@@ -440,7 +444,7 @@ def test_charts_are_up_to_date_and_in_the_snakemake_report(ran: tuple[Path, subp
 def test_chart_job_errors_are_one_line(tmp_path: Path) -> None:
     root = write(tmp_path / "project", LOAD_ONLY, "def broken(metrics):\n    return 1 / len(metrics['loaded'])\n")
     assert run([sys.executable, "-m", "expops_smk.cli", "generate", "."], root).returncode == 0
-    command = [sys.executable, "-m", "expops_smk.charts", "broken", "--log", "logs/charts/broken.log"]
+    command = [sys.executable, "-m", "expops_smk.runtime.chart_job", "broken", "--log", "logs/charts/broken.log"]
     missing = run(command, root)
     assert missing.returncode == 2
     assert missing.stderr.strip() == ("expops-smk: chart 'broken': probe 'loaded': 'load' has no "
@@ -452,5 +456,5 @@ def test_chart_job_errors_are_one_line(tmp_path: Path) -> None:
     assert raised.stderr.strip() == ("expops-smk: chart 'broken': the chart function raised ZeroDivisionError: "
                                      "division by zero (traceback in logs/charts/broken.log)")
     assert "Traceback" in (root / "logs/charts/broken.log").read_text()
-    unknown = run([sys.executable, "-m", "expops_smk.charts", "nope", "--log", "x.log"], root)
+    unknown = run([sys.executable, "-m", "expops_smk.runtime.chart_job", "nope", "--log", "x.log"], root)
     assert unknown.returncode == 2 and "chart 'nope': not a chart of the plan" in unknown.stderr

@@ -10,10 +10,11 @@ import pytest
 
 from projects import write_project
 
-from expops_smk.codegen import PLAN_FILE, RULES_FILE, SNAKEFILE, write_if_changed
-from expops_smk.config import load_project
-from expops_smk.graph import build_graph
-from expops_smk.workflow import generate_project
+from expops_smk.codegen.files import write_if_changed
+from expops_smk.layout import PLAN_FILE, RULES_FILE, SNAKEFILE
+from expops_smk.config.project import load_project
+from expops_smk.graph.expansion import build_graph
+from expops_smk.codegen.prepare import generate_project
 
 CONFIG = """\
 scripts: {main: src/main.py}
@@ -93,7 +94,7 @@ def test_every_rule_logs_per_job(project: Path) -> None:
 
 def test_shell_command(project: Path) -> None:
     shell = rules_of(project)["train_model"].split("shell:", 1)[1].strip()
-    assert shell == ("'PYTHONHASHSEED=0 \"$EXPOPS_PYTHON\" -m expops_smk.launch runtime train-model "
+    assert shell == ("'PYTHONHASHSEED=0 \"$EXPOPS_PYTHON\" -m expops_smk.runtime.launch runtime train-model "
                      "--partition={wildcards.partition} --seed={wildcards.seed} --log {log}'")
     assert "os.environ.update(EXPOPS_PYTHON=sys.executable)" in (project / SNAKEFILE).read_text()
 

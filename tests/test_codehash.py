@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from expops_smk.codehash import FunctionInfo, ScriptError, find_function, module_functions
+from expops_smk.config.codehash import FunctionInfo, ScriptError, find_function, module_functions
 from expops_smk.errors import ExpopsError
 
 

@@ -13,9 +13,11 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from expops_smk import config as config_module
-from expops_smk.config import ConfigError, DataSplit, ProjectConfig, load_project
-from expops_smk.graph import build_graph
+from expops_smk.config import yaml_loading
+from expops_smk.config.model import DataSplit, ProjectConfig
+from expops_smk.config.project import load_project
+from expops_smk.errors import ConfigError
+from expops_smk.graph.expansion import build_graph
 from projects import SCRIPT, functions, pipeline
 
 MakeProject = Callable[..., Path]
@@ -585,7 +587,7 @@ def test_self_referencing_alias(make_project: MakeProject) -> None:
 def test_deep_nesting(make_project: MakeProject, monkeypatch: pytest.MonkeyPatch, loader: str) -> None:
     """libyaml caps the depth itself; the pure-Python loader recurses until RecursionError."""
     if loader == "pure-python":
-        monkeypatch.setattr(config_module, "_safe_loader", lambda: yaml.SafeLoader)
+        monkeypatch.setattr(yaml_loading, "safe_loader", lambda: yaml.SafeLoader)
     elif not yaml.__with_libyaml__:
         pytest.skip("PyYAML built without libyaml")
     message = file_error(make_project, "a: " + "[" * 1200 + "]" * 1200 + "\n")

@@ -21,7 +21,7 @@ import pytest
 from e2e import CALLS_HELPER, SNAKEMAKE, Project, Run
 from projects import write_project
 
-from expops_smk.runtime import derive_task_seed
+from expops_smk.runtime.seeding import derive_task_seed
 
 pytestmark = pytest.mark.e2e
 
@@ -614,7 +614,9 @@ def errors(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Run]:
 
 
 def our_lines(run: Run, label: str) -> list[str]:
-    return [line for line in run.stderr.splitlines() if line.startswith(f"expops-smk: node '{label}'")]
+    """Our one-line errors for ``label``; Snakemake may print "Execute 1 jobs..." and a job's line
+    without a newline between them, so a line is found where it starts, not only at a line start."""
+    return re.findall(rf"expops-smk: node '{re.escape(label)}'[^\n]*", run.stderr)
 
 
 @pytest.mark.parametrize("label, message", [

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from e2e import CALLS_HELPER, Project, Run
+from expops_smk import __version__
 from projects import write_project
 
 pytestmark = pytest.mark.e2e
@@ -253,3 +254,19 @@ def test_large_artifact_touched_versus_changed(tmp_path: Path) -> None:
     changed = project.snakemake()
     assert sorted(changed.calls) == ["load", "total"]
     assert project.value("total", "sum") == int(data.sum(dtype=np.int64))
+
+
+def test_a_workflow_generated_by_version_0_2_upgrades_itself_without_running_user_code(project: Project) -> None:
+    """0.2 Snakefiles import ``expops_smk.workflow`` and its rules start ``-m expops_smk.launch``:
+    after an upgrade, plain ``snakemake`` regenerates them and restores every node from the run cache."""
+    snakefile = project.root / "workflow/Snakefile"
+    rules = project.root / "workflow/rules/processes.smk"
+    stamp = project.root / ".expops/stamp.json"
+    snakefile.write_text(snakefile.read_text().replace("from expops_smk.codegen.prepare import", "from expops_smk.workflow import"))
+    rules.write_text(rules.read_text().replace("-m expops_smk.runtime.launch runtime", "-m expops_smk.launch runtime"))
+    stamp.write_text(stamp.read_text().replace(f'"version": "{__version__}"', '"version": "0.2.0"'))
+    upgraded = project.snakemake()
+    assert "from expops_smk.codegen.prepare import outer, prepare" in snakefile.read_text()
+    assert "-m expops_smk.launch runtime" not in rules.read_text()
+    assert upgraded.calls == [] and upgraded.executed == set(), upgraded.describe()
+    assert_nothing_ran(project.snakemake())

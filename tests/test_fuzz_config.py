@@ -32,7 +32,7 @@ from projects import write_project
 from reliability_projects import EXPOPS_SMK
 
 from expops_smk.cli import main
-from expops_smk.config import MAX_CONFIG_BYTES, MAX_YAML_NODES
+from expops_smk.config.yaml_loading import MAX_CONFIG_BYTES, MAX_YAML_NODES
 
 CONFIG_SHOWN = "configs/project_config.yaml"
 FUZZ_EXAMPLES = int(os.environ.get("EXPOPS_FUZZ_EXAMPLES", "260"))

@@ -7,8 +7,9 @@ from typing import Any, Callable
 
 import pytest
 
-from expops_smk.config import load_project
-from expops_smk.graph import Graph, Node, NodeInput, build_graph, parse_partition, parse_seed
+from expops_smk.config.project import load_project
+from expops_smk.graph.expansion import Graph, build_graph
+from expops_smk.graph.nodes import Node, NodeInput, parse_partition, parse_seed
 from projects import functions, pipeline
 
 MakeProject = Callable[..., Path]

@@ -20,8 +20,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from expops_smk.config import ConfigError, load_project
-from expops_smk.graph import Graph, Node, build_graph
+from expops_smk.config.project import load_project
+from expops_smk.errors import ConfigError
+from expops_smk.graph.expansion import Graph, build_graph
+from expops_smk.graph.nodes import Node
 from projects import functions, pipeline, write_project
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from expops_smk import metrics
+from expops_smk.results import metrics
 from expops_smk.cli import main as cli
 
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -351,7 +351,7 @@ def assert_png(path: Path) -> tuple[int, ...]:
 @pytest.mark.e2e
 def test_plots_are_valid_pngs(project: Path, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from expops_smk import plots
+    from expops_smk.results import plots
 
     table = metrics.collect(project)
     spread = plots.seed_spread(table, tmp_path)
@@ -365,11 +365,11 @@ def test_plots_are_valid_pngs(project: Path, tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_dag_picture_uses_dot_else_mermaid(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from expops_smk import plots
-    from expops_smk.graph import build_graph
-    from expops_smk.plan import read_plan
+    from expops_smk.results import plots
+    from expops_smk.graph.expansion import build_graph
+    from expops_smk.graph.plan import read_plan
 
-    graph = build_graph(read_plan(project / "workflow/expops_plan.json", project))
+    graph = build_graph(read_plan(project / "workflow/expops_plan.json", project).project)
     if shutil.which("dot"):
         picture = plots.dag_picture(graph, tmp_path / "dot")
         assert picture.name == "dag.png"
@@ -383,7 +383,7 @@ def test_dag_picture_uses_dot_else_mermaid(project: Path, tmp_path: Path, monkey
 
 
 def test_file_stem_is_safe_and_distinct() -> None:
-    from expops_smk import plots
+    from expops_smk.results import plots
 
     assert plots.file_stem("train", "loss") == "train__loss"
     odd = [plots.file_stem("train", "a/b"), plots.file_stem("train", "a b"), plots.file_stem("train", "x" * 300)]
@@ -394,7 +394,7 @@ def test_file_stem_is_safe_and_distinct() -> None:
 # -- report --------------------------------------------------------------------------------------------
 @pytest.mark.e2e
 def test_report_without_matplotlib_or_graphviz_still_renders(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from expops_smk import plots, report
+    from expops_smk.results import plots, report
 
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # makes the import fail
     with pytest.raises(plots.PlotsUnavailable, match=r"pip install 'expops-smk\[plots\]'"):

@@ -56,7 +56,10 @@ from reliability_projects import (
 )
 
 import expops_smk
-from expops_smk.store import Store, TamperedArtifactError, hash_file
+from expops_smk.store.artifact_store import Store
+from expops_smk.store.artifacts import TamperedArtifactError
+from expops_smk.store.hashing import hash_file
+from expops_smk.store.maintenance import verify_artifacts
 
 pytestmark = pytest.mark.e2e
 
@@ -372,7 +375,7 @@ def test_concurrent_store_writers_of_identical_content(tmp_path: Path) -> None:
     objects = [p for p in store.objects_dir.rglob("*") if p.is_file()]
     assert all(hash_file(p) == p.stem for p in objects)
     assert len(objects) == len({a["object"] for written in by_round.values() for a in written[0].values()})
-    assert store.verify(tmp_path / "results") == []
+    assert verify_artifacts(store, tmp_path / "results") == []
     assert list(store.tmp_dir.iterdir()) == []
     assert not [p for p in (tmp_path / "results").rglob(".*") if p.is_file()]
 

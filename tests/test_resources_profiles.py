@@ -17,14 +17,14 @@ import yaml
 from e2e import SNAKEMAKE, Project
 from projects import write_project
 
-from expops_smk.codegen import RULES_FILE
-from expops_smk.config import load_project
+from expops_smk.config.project import load_project
 from expops_smk.errors import ConfigError
-from expops_smk.graph import build_graph
-from expops_smk.plan import plan_from_json, plan_to_json
-from expops_smk.profiles import DEFAULT_PROFILE, SLURM_PROFILE
-from expops_smk.resources import chain_groups, memory_mb, walltime_minutes
-from expops_smk.workflow import generate_project
+from expops_smk.graph.expansion import build_graph
+from expops_smk.graph.plan import plan_from_json, plan_to_json
+from expops_smk.layout import DEFAULT_PROFILE, RULES_FILE, SLURM_PROFILE
+from expops_smk.codegen.groups import chain_groups
+from expops_smk.config.compute import memory_mb, walltime_minutes
+from expops_smk.codegen.prepare import generate_project
 
 SCRIPT = '''
 def load():
@@ -150,7 +150,7 @@ def test_benchmark_files_mirror_the_log_layout(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("execution, module", [
-    (None, "expops_smk.launch runtime"),
+    (None, "expops_smk.runtime.launch runtime"),
     ({"warm_start": False}, "expops_smk.runtime"),
     # Snakemake's benchmark measures the job's process tree, which a node forked by the warm server is not in.
     ({"benchmark": True}, "expops_smk.runtime"),
@@ -236,7 +236,7 @@ def test_execution_survives_the_plan_round_trip(tmp_path: Path) -> None:
     project = load_project(make(tmp_path / "p", {"resources": {"mem_mb": 100, "slurm_partition": "x"},
                                                  "group_chains": 3, "local_processes": "splits",
                                                  "benchmark": True, "jobs": 7}))
-    assert plan_from_json(plan_to_json(project), project.root).execution == project.execution
+    assert plan_from_json(plan_to_json(project, {}), project.root).project.execution == project.execution
 
 
 # -- ExpOps compute_config.yaml ---------------------------------------------------------------------

@@ -26,10 +26,11 @@ from hypothesis import strategies as st
 from e2e import REPO
 from projects import write_project
 
-from expops_smk import api, runtime
-from expops_smk.splitting import SplitError, partition_bounds, split_rows
-from expops_smk.store import Artifact, Store
-from expops_smk.workflow import generate_project, outer
+from expops_smk.runtime import node_run, seeding, user_api
+from expops_smk.runtime.splitting import SplitError, partition_bounds, split_rows
+from expops_smk.store.artifact_store import Store
+from expops_smk.store.artifacts import Artifact
+from expops_smk.codegen.prepare import generate_project, outer
 
 
 # -- seeds ---------------------------------------------------------------------------------------
@@ -39,13 +40,13 @@ def test_task_seed_is_expops_derivation(base: int, process: str) -> None:
     digest = hashlib.sha256(f"{base}|{process}|0".encode()).digest()
     expected = int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
     assume(expected != 0)  # probability 2**-31; the runtime then avoids seeding with 0
-    assert runtime.derive_task_seed(base, process) == expected
+    assert seeding.derive_task_seed(base, process) == expected
 
 
 def test_seed_rngs_seeds_random_and_numpy() -> None:
-    assert runtime.seed_rngs(1234)[:2] == ["random", "numpy"]
+    assert seeding.seed_rngs(1234)[:2] == ["random", "numpy"]
     first = (random.random(), np.random.rand())
-    runtime.seed_rngs(1234)
+    seeding.seed_rngs(1234)
     assert (random.random(), np.random.rand()) == first
 
 
@@ -164,7 +165,7 @@ def seeded(random_seed):
 
 
 def run_node(root: Path, process: str, *args: str) -> int:
-    return runtime.main([process, *args, "--log", f"logs/{process}.log"])
+    return node_run.main([process, *args, "--log", f"logs/{process}.log"])
 
 
 @pytest.fixture
@@ -177,7 +178,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def got(root: Path, process: str, partition: str = "", seed: str = "") -> Any:
-    from expops_smk.graph import results_dir
+    from expops_smk.layout import results_dir
 
     folder = root / results_dir(process, partition, seed)
     artifacts = json.loads((folder / "_outputs.json").read_text())["artifacts"]
@@ -306,34 +307,34 @@ def test_missing_upstream_and_missing_data_digest(tmp_path: Path, monkeypatch: p
 # -- the API user code imports -------------------------------------------------------------------
 
 def test_log_metric_series_steps_and_snapshots() -> None:
-    recorder = api.reset_recorder()
+    recorder = user_api.reset_recorder()
 
-    @api.step()
+    @user_api.step()
     def fit() -> None:
-        api.log_metric("loss", 0.5)
+        user_api.log_metric("loss", 0.5)
 
-    api.log_metric("loss", 1)
+    user_api.log_metric("loss", 1)
     fit()
-    api.log_metric("loss", 0.25, step=10)
-    api.log_metric("loss", 0.125)
-    api.log_metric("status", {"phase": "done", "ratio": float("nan")})
+    user_api.log_metric("loss", 0.25, step=10)
+    user_api.log_metric("loss", 0.125)
+    user_api.log_metric("status", {"phase": "done", "ratio": float("nan")})
     assert [(m["step"], m["value"], m["step_name"]) for m in recorder.series] == [
         (1, 1, None), (2, 0.5, "fit"), (10, 0.25, None), (11, 0.125, None)]
     assert recorder.snapshots == {"status": {"phase": "done", "ratio": "nan"}}
-    api.reset_recorder()
+    user_api.reset_recorder()
 
 
 def test_expops_core_alias_when_expops_is_absent() -> None:
-    code = ("from expops_smk.compat import install_expops_alias; assert install_expops_alias(); "
+    code = ("from expops_smk.runtime.user_scripts import install_expops_alias; assert install_expops_alias(); "
             "from expops.core import process, step, log_metric, SerializableData, ModelData; "
-            "import expops_smk.api as api; assert process is api.process and log_metric is api.log_metric")
+            "import expops_smk.runtime.user_api as api; assert process is api.process and log_metric is api.log_metric")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)
 
 
 @settings(deadline=None, max_examples=25)
 @given(st.lists(st.integers(-3, 3), min_size=1, max_size=6, unique=True), st.integers(1, 3))
 def test_outer_on_nested_seed_values(seeds: list[int], count: int) -> None:
-    from expops_smk.graph import Node
+    from expops_smk.graph.nodes import Node
 
     value = Node("x", (), tuple(seeds)).seed_value
     assert outer(value, count) == Node("x", (), tuple(seeds[:count])).seed_value

@@ -20,16 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from expops_smk.errors import ExpopsError
-from expops_smk.store import (
-    HASH_ALGORITHM,
-    MANIFEST_NAME,
-    Artifact,
-    Store,
-    TamperedArtifactError,
-    hash_bytes,
-    hash_file,
-    table_digest,
-)
+from expops_smk.layout import MANIFEST as MANIFEST_NAME
+from expops_smk.store.artifact_store import Store
+from expops_smk.store.artifacts import TamperedArtifactError
+from expops_smk.store.artifacts import Artifact
+from expops_smk.store.hashing import HASH_ALGORITHM, hash_bytes, hash_file
+from expops_smk.store.maintenance import collect_store_garbage, verify_artifacts
+from expops_smk.store.table_digest import table_digest
 
 
 @pytest.fixture
@@ -309,7 +306,7 @@ def test_concurrent_identical_writes_produce_one_intact_object(store: Store, tmp
 
 def test_pandas_and_pyarrow_are_imported_lazily(tmp_path: Path) -> None:
     code = (
-        "import sys; from pathlib import Path; from expops_smk.store import Store;"
+        "import sys; from pathlib import Path; from expops_smk.store.artifact_store import Store;"
         "s = Store(Path(sys.argv[1])); a = s.write_value(Path(sys.argv[1]) / 'n', 'v', {'x': 1});"
         "assert s.read_value(Path(sys.argv[1]) / 'n', a) == {'x': 1};"
         "print(sorted(m for m in ('pandas', 'pyarrow', 'numpy') if m in sys.modules))"
@@ -386,7 +383,7 @@ def test_replaced_results_file_is_detected(store: Store, tmp_path: Path) -> None
     results = tmp_path / "results"
     node = results / "train" / "p1"
     artifacts = _node_with_outputs(store, node)
-    assert store.verify(results) == []
+    assert verify_artifacts(store, results) == []
 
     other = tmp_path / "other.parquet"
     pq.write_table(pa.Table.from_pandas(_frame().assign(x=0.0)), other)
@@ -396,7 +393,7 @@ def test_replaced_results_file_is_detected(store: Store, tmp_path: Path) -> None
         store.read_value(node, artifacts["df"])
     assert str(node / "df.parquet") in str(caught.value)
     assert caught.value.path == node / "df.parquet"
-    problems = store.verify(results)
+    problems = verify_artifacts(store, results)
     assert len(problems) == 1
     assert str(node / "df.parquet") in problems[0] and "does not match" in problems[0]
     assert store.read_value(node, artifacts["meta"]) == {"k": 1}
@@ -408,7 +405,7 @@ def test_verify_reports_missing_file_and_bad_manifest(store: Store, tmp_path: Pa
     (results / "a" / "meta.pkl").unlink()
     (results / "b").mkdir()
     (results / "b" / MANIFEST_NAME).write_text("{")
-    problems = store.verify(results)
+    problems = verify_artifacts(store, results)
     assert len(problems) == 2
     assert str(results / "a" / "meta.pkl") in problems[0] and "missing" in problems[0]
     assert str(results / "b" / MANIFEST_NAME) in problems[1]
@@ -517,9 +514,9 @@ def test_gc_removes_unreferenced_objects_and_dry_run_only_reports(store: Store, 
     store.record_run("kept-run", tmp_path / "scratch" / "r2")
 
     before = _objects(store)
-    preview, preview_bytes = store.gc({"kept-run"}, results, dry_run=True)
+    preview, preview_bytes = collect_store_garbage(store, {"kept-run"}, results, dry_run=True)
     assert _objects(store) == before
-    removed, freed = store.gc({"kept-run"}, results, dry_run=False)
+    removed, freed = collect_store_garbage(store, {"kept-run"}, results, dry_run=False)
     assert removed == preview and freed == preview_bytes
 
     orphan_obj = store.objects_dir / orphan.object[:2] / f"{orphan.object}.pkl"
@@ -530,13 +527,13 @@ def test_gc_removes_unreferenced_objects_and_dry_run_only_reports(store: Store, 
     remaining = {p.stem for p in _objects(store)}
     assert {a.object for a in kept.values()} | {recorded_only.object} <= remaining
     assert orphan.object not in remaining
-    assert store.verify(results) == []
-    assert store.gc({"kept-run"}, results, dry_run=False) == ([], 0)
+    assert verify_artifacts(store, results) == []
+    assert collect_store_garbage(store, {"kept-run"}, results, dry_run=False) == ([], 0)
 
 
 def test_gc_keeps_all_run_records_when_none_given(store: Store, tmp_path: Path) -> None:
     artifacts = _recorded_node(store, tmp_path / "scratch", "run1")
-    removed, _ = store.gc(None, tmp_path / "results", dry_run=False)
+    removed, _ = collect_store_garbage(store, None, tmp_path / "results", dry_run=False)
     assert removed == []
     assert store.restore_run("run1", tmp_path / "back") is True
     assert set(store.read_manifest(tmp_path / "back")) == set(artifacts)
@@ -549,7 +546,7 @@ def test_gc_removes_only_stale_temp_files(store: Store, tmp_path: Path) -> None:
     fresh.write_bytes(b"y")
     old = time.time() - 2 * 3600
     os.utime(stale, (old, old))
-    assert store.gc(None, tmp_path / "results", dry_run=False) == ([stale], 10)
+    assert collect_store_garbage(store, None, tmp_path / "results", dry_run=False) == ([stale], 10)
     assert fresh.exists()
 
 
@@ -559,5 +556,5 @@ def test_gc_refuses_to_guess_when_a_manifest_is_unreadable(store: Store, tmp_pat
     (results / "bad").mkdir(parents=True)
     (results / "bad" / MANIFEST_NAME).write_text("[")
     with pytest.raises(ExpopsError, match="not a valid manifest"):
-        store.gc(None, results, dry_run=False)
+        collect_store_garbage(store, None, results, dry_run=False)
     assert len(_objects(store)) == 1

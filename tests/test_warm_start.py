@@ -26,9 +26,10 @@ from projects import write_project
 from reliability_projects import has_exited, stop_warm_processes, wait_for
 from test_e2e_core import write_core
 
-from expops_smk.launch import SERVER_LOG, server_name, warm_start_possible
-from expops_smk.warm_server import modules_to_preload, project_scripts, top_level_imports
-from expops_smk.workflow import generate_project
+from expops_smk.layout import SERVER_LOG
+from expops_smk.runtime.launch import server_name, warm_start_possible
+from expops_smk.runtime.warm_server import modules_to_preload, project_scripts, top_level_imports
+from expops_smk.codegen.prepare import generate_project
 
 pytestmark = pytest.mark.skipif(not warm_start_possible({}), reason="warm start needs Linux")
 
@@ -106,7 +107,7 @@ def test_preload_skips_project_modules_and_fork_unsafe_frameworks(tmp_path: Path
     monkeypatch.syspath_prepend(str(root))  # `helpers` importable, as it would be for a job
     generate_project(root)
     names = modules_to_preload(root.resolve(), project_scripts(root.resolve()))
-    assert {"numpy", "pandas", "sklearn", "sklearn.metrics", "os", "time", "expops_smk.runtime"} <= set(names)
+    assert {"numpy", "pandas", "sklearn", "sklearn.metrics", "os", "time", "expops_smk.runtime.node_run"} <= set(names)
     assert not {"helpers", "torch", "expops.core", "nonexistent_xyz"} & set(names)
 
 
@@ -142,7 +143,7 @@ class Warm:
         self.env = env
 
     def start(self, process: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-m", "expops_smk.launch", "runtime", process,
+        return subprocess.Popen([sys.executable, "-m", "expops_smk.runtime.launch", "runtime", process,
                                  "--log", f"logs/{process}.log"], cwd=self.root, env=self.env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 

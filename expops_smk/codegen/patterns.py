@@ -1,0 +1,94 @@
+"""Path patterns of a rule's inputs and outputs: a folder per node, wildcards and ``expand()``.
+
+A folder is results/<process>/<partition path>/s<seed path>. Each data (seed) layer of the folder's
+stack contributes one component of the partition (seed) path. Relative to the rule that reads or
+writes it, a component is either *open* (it belongs to the rule's own {partition}/{seed} wildcard)
+or *enumerated* (an expand() placeholder: a collapsed layer at an aggregation, the new layer of a
+data split, or every layer in `rule all`). Generation stays O(processes): fan-outs become wildcards
+and ``expand()`` calls whose ranges Snakemake unrolls, never lists of expanded nodes.
+"""
+
+from __future__ import annotations
+
+from expops_smk.graph.expansion import ProcessLayout
+from expops_smk.graph.nodes import Layer, Stack
+from expops_smk.layout import MANIFEST, RESULTS_DIR
+
+
+def _component_pattern(kind: str, layers: list[Layer], open_count: int) -> tuple[str, dict[str, str]]:
+    """Pattern for one path (partition or seed) whose first ``open_count`` layers are the rule's wildcard."""
+    wildcard = "partition" if kind == "data" else "seed"
+    prefix = "p" if kind == "data" else ""
+    pieces: list[str] = ["{" + wildcard + "}"] if open_count else []
+    values: dict[str, str] = {}
+    for depth, layer in enumerate(layers[open_count:], start=open_count + 1):
+        name = f"{'d' if kind == 'data' else 's'}{depth}"
+        pieces.append(f"{prefix}{{{name}}}")
+        values[name] = _layer_values(layer)
+    return "-".join(pieces), values
+
+
+def _layer_values(layer: Layer) -> str:
+    if layer.kind == "data":
+        return f"range(1, {len(layer.values) + 1})"
+    return repr(list(layer.values))
+
+
+def _folder_pattern(process: str, folder_stack: Stack, open_layers: Stack) -> tuple[str, dict[str, str], dict[str, int]]:
+    """Pattern of a folder of ``process``; returns (pattern, expand values, wildcards to trim).
+
+    ``open_layers`` are the rule's own layers. A folder layer that is open keeps the wildcard; one
+    that is not is enumerated. When the folder has *fewer* layers of a kind than the rule (an outer
+    node broadcast into a nested fan-out), the wildcard must be cut to its first components:
+    returned as {wildcard: number of components to keep}.
+    """
+    parts = [RESULTS_DIR, process]
+    values: dict[str, str] = {}
+    trims: dict[str, int] = {}
+    for kind in ("data", "seed"):
+        folder_layers = [layer for layer in folder_stack if layer.kind == kind]
+        if not folder_layers:
+            continue
+        rule_layers = [layer for layer in open_layers if layer.kind == kind]
+        open_count = 0
+        while open_count < len(folder_layers) and folder_layers[open_count] in rule_layers:
+            open_count += 1
+        if open_count and open_count < len(rule_layers):
+            trims["partition" if kind == "data" else "seed"] = open_count
+        pattern, kind_values = _component_pattern(kind, folder_layers, open_count)
+        values.update(kind_values)
+        parts.append(pattern if kind == "data" else f"s{pattern}")
+    parts.append(MANIFEST)
+    return "/".join(parts), values, trims
+
+
+def _render_pattern(pattern: str, values: dict[str, str], trims: dict[str, int]) -> str:
+    """A plain string, an ``expand()`` keeping the rule's wildcards, or an input function.
+
+    Inside ``expand()`` the rule's own wildcards are escaped (``{{partition}}``) so they stay open;
+    an input function instead fills them from the job's wildcards, trimmed to the outer layers.
+    """
+    if trims:
+        args = [f"{w}=outer(wildcards.{w}, {count})" for w, count in trims.items()]
+        args += [f"{name}={value}" for name, value in values.items()]
+        return f'lambda wildcards: expand("{pattern}", {", ".join(args)})'
+    if values:
+        escaped = pattern.replace("{partition}", "{{partition}}").replace("{seed}", "{{seed}}")
+        args = ", ".join(f"{name}={value}" for name, value in values.items())
+        return f'expand("{escaped}", {args})'
+    return f'"{pattern}"'
+
+
+def input_pattern(parent: ProcessLayout, node_stack: Stack) -> str:
+    return _render_pattern(*_folder_pattern(parent.name, parent.output_stack, node_stack))
+
+
+def output_pattern(layout: ProcessLayout) -> str:
+    pattern, values, trims = _folder_pattern(layout.name, layout.output_stack, layout.stack)
+    assert not trims, "a process's outputs always keep all of its own layers open"
+    return _render_pattern(pattern, values, trims)
+
+
+def all_locations(layout: ProcessLayout) -> str:
+    pattern, values, _ = _folder_pattern(layout.name, layout.output_stack, ())
+    return _render_pattern(pattern, values, {})

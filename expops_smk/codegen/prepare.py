@@ -1,0 +1,146 @@
+"""What the generated Snakefile calls while Snakemake parses it.
+
+``prepare`` keeps the generated rules in step with the project without the user having to run
+``expops-smk generate`` after every edit: if the config, a script or expops-smk itself changed
+since the last generation, it regenerates (rewriting only files whose content changes). It also
+turns the raw data file into a small content digest file that rules depend on, because Snakemake
+compares files over 1 MB by modification time only. Both checks are a handful of ``stat`` calls when
+nothing changed: every cluster job re-parses the Snakefile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from expops_smk import __version__
+
+from expops_smk.layout import COMPUTE_CONFIG_FILE, DATA_DIGEST, RESULTS_DIR, STAMP_FILE
+
+if TYPE_CHECKING:
+    from expops_smk.codegen.files import GeneratedFile
+
+
+def prepare(workflow_dir: str | Path) -> None:
+    """Regenerate when sources changed and refresh the raw data digest; exit 2 on a bad project."""
+    from expops_smk.errors import ExpopsError
+
+    root = Path(workflow_dir).resolve().parent
+    try:
+        stamp = _read_stamp(root)
+        if (stamp.get("version") != __version__ or "processes" not in stamp
+                or _fingerprints(root, stamp.get("sources", {})) != stamp.get("sources")):
+            generate_project(root)
+            stamp = _read_stamp(root)
+        _refresh_data_digest(root, stamp)
+        _check_results_folders(root, stamp.get("processes", []))
+    except ExpopsError as exc:
+        print(f"expops-smk: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def outer(value: str, count: int) -> str:
+    """The first ``count`` components of a {partition} or {seed} wildcard value (input functions)."""
+    from expops_smk.graph.nodes import Node, parse_partition, parse_seed
+
+    if value.startswith("p"):
+        return Node("", parse_partition(value)[:count]).partition_value
+    return Node("", (), parse_seed(value)[:count]).seed_value
+
+
+def generate_project(root: Path) -> list[GeneratedFile]:
+    """Validate, expand and write the workflow of the project in ``root``; record what it read."""
+    from expops_smk.codegen.generate import generate
+    from expops_smk.config.project import load_project
+    from expops_smk.graph.expansion import build_graph
+    from expops_smk.graph.probes import resolve_charts
+
+    project = load_project(root)
+    graph = build_graph(project)
+    written = generate(project, graph, resolve_charts(graph))
+    sources = [project.config_file, root / COMPUTE_CONFIG_FILE, *project.all_scripts()]
+    rel = sorted({path.relative_to(root).as_posix() for path in sources})
+    stamp = {
+        "version": __version__,
+        "sources": _fingerprints(root, dict.fromkeys(rel)),
+        "data_path": None if project.data_path is None else project.data_path.relative_to(root).as_posix(),
+        "data": _read_stamp(root).get("data"),  # the raw data digest survives regeneration
+        "processes": list(project.processes),
+    }
+    _write_stamp(root, stamp)
+    return written
+
+
+def _read_stamp(root: Path) -> dict:
+    try:
+        return json.loads((root / STAMP_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _write_stamp(root: Path, stamp: dict) -> None:
+    from expops_smk.codegen.files import write_if_changed
+
+    write_if_changed(root / STAMP_FILE, json.dumps(stamp, indent=1, sort_keys=True) + "\n")
+
+
+def _fingerprints(root: Path, sources: dict) -> dict:
+    """(mtime_ns, size) of each source, or None when it does not exist."""
+    result = {}
+    for rel in sources:
+        try:
+            st = os.stat(root / rel)
+            result[rel] = [st.st_mtime_ns, st.st_size]
+        except FileNotFoundError:
+            result[rel] = None
+    return result
+
+
+def _check_results_folders(root: Path, processes: list[str]) -> None:
+    """One line instead of Snakemake's traceback when a process's results folder is unusable.
+
+    Snakemake lists results/<process>/ while building the DAG and deletes and creates outputs
+    before each job: a file in the folder's place, or a read-only folder, makes it crash with a
+    Python traceback. One stat per process, so jobs re-parsing the Snakefile pay next to nothing.
+    """
+    from expops_smk.errors import ExpopsError
+
+    for name in processes:
+        folder = root / RESULTS_DIR / name
+        if not os.path.lexists(folder):
+            continue
+        if not folder.is_dir():
+            raise ExpopsError(f"results/{name} is not a folder; expops-smk keeps the results of process "
+                              f"'{name}' there: move it away")
+        if not os.access(folder, os.W_OK):
+            raise ExpopsError(f"results/{name} is not writable (read-only file system or permissions)")
+
+
+def _refresh_data_digest(root: Path, stamp: dict) -> None:
+    """Write the raw data file's content digest to the file the source rules depend on.
+
+    The file is rewritten only when the digest changes, so touching or copying the data keeps
+    Snakemake quiet, while new content re-runs exactly the rules that read it. Hashing happens
+    only when the data file's (mtime, size) changed since the last digest.
+    """
+    from expops_smk.codegen.files import write_if_changed
+
+    rel = stamp.get("data_path")
+    if rel is None:
+        return
+    fingerprint = _fingerprints(root, {rel: None})[rel]
+    digest_file = root / DATA_DIGEST
+    recorded = stamp.get("data") or {}
+    if fingerprint is not None and recorded.get("fingerprint") == fingerprint and digest_file.exists():
+        return
+    if fingerprint is None:
+        return  # Snakemake reports the missing input itself, naming the file.
+    from expops_smk.store.hashing import hash_file
+
+    digest = hash_file(root / rel)
+    write_if_changed(digest_file, digest + "\n")
+    stamp["data"] = {"fingerprint": fingerprint, "digest": digest}
+    _write_stamp(root, stamp)

@@ -1,0 +1,111 @@
+"""``workflow/rules/processes.smk``: one Snakemake rule per process, plus the final targets.
+
+A rule's wildcards are ``{partition}`` and ``{seed}`` for the fan-outs above its process; its only
+declared output is each node's small ``_outputs.json`` manifest, and its ``params:`` carry what
+changes the result (code hash, parameters, fan-out, seed), so Snakemake re-runs exactly the rules
+whose code or parameters changed.
+"""
+
+from __future__ import annotations
+
+import json
+from string import Template
+
+from expops_smk.codegen.directives import job_module, rule_directives
+from expops_smk.codegen.files import template
+from expops_smk.codegen.patterns import all_locations, input_pattern, output_pattern
+from expops_smk.config.model import ProcessSpec, ProjectConfig, accepted_parameters
+from expops_smk.config.names import rule_name
+from expops_smk.graph.expansion import Graph, ProcessLayout
+from expops_smk.graph.nodes import Stack
+from expops_smk.layout import DATA_DIGEST, LOGS_DIR, job_file_pattern
+
+INDENT = " " * 8
+
+
+def render_rules(project: ProjectConfig, graph: Graph, header: dict[str, str]) -> str:
+    rule_template = template("rule.smk.tmpl")
+    rules = [render_rule(project, graph, layout, rule_template) for layout in graph.layouts.values()]
+    children = project.children()
+    targets = [
+        f"    {all_locations(graph.layouts[name])},"
+        for name in project.processes if not children[name]
+    ]
+    return template("processes.smk.tmpl").substitute(
+        header, targets="\n".join(targets), rules="\n\n".join(rules)).rstrip() + "\n"
+
+
+def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rule_template: Template) -> str:
+    spec = layout.spec
+    node_stack = layout.stack
+    inputs = []
+    for parent in spec.parents:
+        parent_layout = graph.layouts[parent]
+        inputs.append(f"{INDENT}{rule_name(parent)}={input_pattern(parent_layout, node_stack)},")
+    if not spec.parents and project.data_path is not None:
+        data = project.data_path.relative_to(project.root).as_posix()
+        inputs.append(f'{INDENT}raw_data=ancient("{data}"),')
+        inputs.append(f'{INDENT}raw_data_digest="{DATA_DIGEST}",')
+    input_block = ("    input:\n" + "\n".join(inputs) + "\n") if inputs else ""
+    wildcards = wildcards_of(node_stack)
+    return rule_template.substitute(
+        rule=rule_name(spec.name),
+        doc=_docstring(spec, layout),
+        input=input_block,
+        output=f"{INDENT}{output_pattern(layout)},",
+        log=job_file_pattern(LOGS_DIR, spec.name, wildcards, ".log"),
+        params=_params(project, layout),
+        extra=rule_directives(project, graph, layout, wildcards),
+        module=job_module(project.execution, "runtime"),
+        process=spec.name,
+        # "--seed=-2-7", not "--seed -2-7": argparse would take a value starting with '-' for an option.
+        wildcard_args="".join(f" --{w}={{wildcards.{w}}}" for w in wildcards),
+    ).rstrip()
+
+
+def _docstring(spec: ProcessSpec, layout: ProcessLayout) -> str:
+    parts = [spec.description.strip().rstrip(".") or f"Process '{spec.name}'"]
+    if layout.child_layer is not None:
+        layer = layout.child_layer
+        parts.append(f"splits into {len(layer.values)} "
+                     + ("partitions" if layer.kind == "data" else f"seeds {list(layer.values)}"))
+    if layout.popped:
+        parts.append("aggregates over " + " and ".join(f"{layer.kind} fan-out of '{layer.owner}'" for layer in layout.popped))
+    doc = "; ".join(parts) + "."
+    return doc.replace("\\", "\\\\").replace('"""', "'''")
+
+
+def wildcards_of(stack: Stack) -> list[str]:
+    kinds = {layer.kind for layer in stack}
+    return [w for w, kind in (("partition", "data"), ("seed", "seed")) if kind in kinds]
+
+
+def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
+    """Everything that changes what the job computes, so Snakemake re-runs it when one changes.
+
+    The project's ``random_seed`` only matters to nodes outside seed fan-outs (inside one, the
+    branch seed replaces it), so only those carry it. Snakemake prints changed params by value
+    alone ("before: ... now: ..."), so each value says what it is.
+    """
+    spec = layout.spec
+    lines = []
+    if spec.function is not None:
+        lines.append(f'code="code of {spec.function.name}(): {spec.function.code_hash}"')
+        parameters = json.dumps(accepted_parameters(project, spec), sort_keys=True, default=str)
+        lines.append(f"parameters={_python_string(parameters)}")
+    else:
+        lines.append('code="builtin-split-1"')
+    if spec.data_split is not None:
+        split = spec.data_split
+        size = list(split.row_counts) if split.row_counts is not None else split.count
+        lines.append(f'fanout="data_name={split.data_name} size={size}"')
+    elif spec.seeds is not None:
+        lines.append(f'fanout="seeds={list(spec.seeds)}"')
+    if not any(layer.kind == "seed" for layer in layout.stack):
+        lines.append(f'random_seed="reproducibility.random_seed={project.random_seed}"')
+    return "\n".join(f"{INDENT}{line}," for line in lines)
+
+
+def _python_string(text: str) -> str:
+    """A Python literal for ``text`` that Snakemake will not try to format ({ } are safe in params)."""
+    return repr(text)

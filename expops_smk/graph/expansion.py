@@ -1,0 +1,236 @@
+"""Expand fan-outs into concrete nodes.
+
+A split process opens a *layer* (a data layer of N partitions or a seed layer of K seeds); every
+process below it carries that layer in its *stack* until an aggregation of that kind pops the
+innermost such layer. A process becomes one node per combination of its stack's values (a
+cartesian product). ``ProcessLayout`` holds that per-process structure: it is O(processes) to
+compute and is all the Snakefile generator and a single job need. ``Graph.nodes`` enumerates the nodes
+(O(nodes)) for the CLI, tests and status; ``Graph.inputs`` resolves one node's inputs
+without enumerating the others, so a job never pays for the size of the whole graph.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Iterator, Sequence
+
+from expops_smk.config.model import ProcessSpec, ProjectConfig
+from expops_smk.errors import ConfigError, shown_path
+from expops_smk.graph.nodes import Layer, Node, NodeInput, Stack, parse_partition, parse_seed
+
+# Far beyond what Snakemake can schedule (~40k jobs take 20 s just to plan); a typo such as
+# `size: 100000` under 1000 seeds must fail at validation rather than hang graph and generate.
+MAX_NODES = 1_000_000
+
+
+@dataclass(frozen=True)
+class ProcessLayout:
+    """The fan-out structure of one process, independent of how many nodes it expands to."""
+
+    spec: ProcessSpec
+    merged: Stack        # layers arriving from the parents, before any aggregation pops
+    stack: Stack         # layers the process itself is repeated over
+    popped: Stack        # layers collapsed by this aggregation (data first, then seed)
+    output_stack: Stack  # layers of the folders its outputs live in (a data split adds its layer)
+    child_layer: Layer | None  # the layer this process opens for its children
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def nodes(self) -> Iterator[Node]:
+        combinations = itertools.product(*(layer.values for layer in self.stack))
+        data_positions = [i for i, layer in enumerate(self.stack) if layer.kind == "data"]
+        if data_positions == list(range(len(data_positions))):
+            # Data layers outside seed layers (the usual nesting): slice instead of regrouping.
+            split = len(data_positions)
+            for values in combinations:
+                yield Node(self.name, values[:split], values[split:])
+        else:
+            for values in combinations:
+                yield _node(self.name, self.stack, values)
+
+    def contains(self, node: Node) -> bool:
+        """True when ``node`` is one of this process's nodes (checked without enumerating them)."""
+        data_members, seed_members = self._members
+        if node.process != self.name or len(node.partition) != len(data_members) \
+                or len(node.seed) != len(seed_members):
+            return False
+        for values, layers in ((node.partition, data_members), (node.seed, seed_members)):
+            for value, members in zip(values, layers):
+                if value not in members:
+                    return False
+        return True
+
+    @cached_property
+    def _members(self) -> tuple[tuple[frozenset[int], ...], tuple[frozenset[int], ...]]:
+        """Value sets of the data layers and of the seed layers: O(1) membership for large fan-outs."""
+        return (tuple(frozenset(layer.values) for layer in self.stack if layer.kind == "data"),
+                tuple(frozenset(layer.values) for layer in self.stack if layer.kind == "seed"))
+
+    def output_locations(self, node: Node) -> list[Node]:
+        """Folders this node writes: itself, or one per partition for a data split."""
+        if self.child_layer is None or self.child_layer.kind == "seed":
+            return [node]
+        return [Node(node.process, node.partition + (value,), node.seed) for value in self.child_layer.values]
+
+    def node_count(self) -> int:
+        count = 1
+        for layer in self.stack:
+            count *= len(layer.values)
+        return count
+
+
+@dataclass(frozen=True)
+class _InputPlan:
+    """How a node finds one parent's output folder, fixed per edge so each node only indexes tuples.
+
+    Each component of the folder's partition (seed) path is ``(from_branch, index)``: copied from
+    the node's own partition (seed) path at ``index``, or, for a layer the node aggregates, from the
+    branch being enumerated (``collapsed[index]``).
+    """
+
+    upstream: str
+    collapsed: Stack
+    partition: tuple[tuple[bool, int], ...]
+    seed: tuple[tuple[bool, int], ...]
+
+    def location(self, node: Node, branch: tuple[int, ...]) -> Node:
+        if not self.collapsed:
+            # A plain edge: the parent's layers are the outer layers of the node's own (a prefix).
+            return Node(self.upstream, node.partition[: len(self.partition)], node.seed[: len(self.seed)])
+        return Node(self.upstream,
+                    tuple(branch[i] if from_branch else node.partition[i] for from_branch, i in self.partition),
+                    tuple(branch[i] if from_branch else node.seed[i] for from_branch, i in self.seed))
+
+
+class Graph:
+    """The expanded graph of a project, computed per process (cheap) and per node (on demand)."""
+
+    def __init__(self, project: ProjectConfig) -> None:
+        self.project = project
+        self.layouts: dict[str, ProcessLayout] = {}
+        self._plans: dict[str, list[_InputPlan]] = {}
+        for spec in project.processes.values():
+            self.layouts[spec.name] = layout = self._layout(spec)
+            self._plans[spec.name] = [self._input_plan(layout, parent) for parent in spec.parents]
+            if layout.node_count() > MAX_NODES:
+                raise self._error(spec, "depends_on", f"the fan-outs above it ({_describe(layout.stack)}) expand it "
+                                  f"to {layout.node_count()} nodes; the limit is {MAX_NODES} per process")
+
+    # -- structure ----------------------------------------------------------------------------
+    def _error(self, spec: ProcessSpec, field: str, message: str) -> ConfigError:
+        return ConfigError(shown_path(self.project.config_file, self.project.root), field, message, spec.name)
+
+    def _layout(self, spec: ProcessSpec) -> ProcessLayout:
+        merged = self._merge_parent_stacks(spec)
+        popped: list[Layer] = []
+        stack = list(merged)
+        for kind, flag in (("data", spec.data_aggregation), ("seed", spec.seed_aggregation)):
+            if not flag:
+                continue
+            innermost = next((layer for layer in reversed(stack) if layer.kind == kind), None)
+            if innermost is None:
+                raise self._error(spec, f"{kind}_aggregation",
+                                  f"no open {kind} fan-out above this aggregation")
+            stack.remove(innermost)
+            popped.append(innermost)
+        child_layer = None
+        if spec.data_split is not None:
+            count = spec.data_split.count
+            child_layer = Layer("data", spec.name, tuple(range(1, count + 1)), spec.data_split.row_counts)
+        elif spec.seeds is not None:
+            child_layer = Layer("seed", spec.name, spec.seeds)
+        output_stack = tuple(stack) + ((child_layer,) if child_layer and child_layer.kind == "data" else ())
+        return ProcessLayout(spec, tuple(merged), tuple(stack), tuple(popped), output_stack, child_layer)
+
+    def _input_plan(self, layout: ProcessLayout, parent: str) -> _InputPlan:
+        """Every layer of the parent's folders is either one of the node's own layers or one it
+        aggregates: the parent's stack is a prefix of ``merged`` and ``stack`` is ``merged`` minus
+        ``popped``."""
+        folder_stack = self.layouts[parent].output_stack
+        collapsed = tuple(layer for layer in layout.popped if layer in folder_stack)
+        sources: dict[str, list[tuple[bool, int]]] = {"data": [], "seed": []}
+        for layer in folder_stack:
+            if layer in collapsed:
+                sources[layer.kind].append((True, collapsed.index(layer)))
+            else:
+                own = [other for other in layout.stack if other.kind == layer.kind]
+                sources[layer.kind].append((False, own.index(layer)))
+        return _InputPlan(parent, collapsed, tuple(sources["data"]), tuple(sources["seed"]))
+
+    def children_stack(self, layout: ProcessLayout) -> Stack:
+        """Layers a child of this process inherits: its stack plus any layer it opens."""
+        return layout.stack + ((layout.child_layer,) if layout.child_layer else ())
+
+    def _merge_parent_stacks(self, spec: ProcessSpec) -> Stack:
+        """Parents' stacks must nest (one a prefix of the other): else branches of different
+        fan-outs are being merged without aggregating first."""
+        merged: Stack = ()
+        merged_from = None
+        for parent in spec.parents:
+            stack = self.children_stack(self.layouts[parent])
+            longer, shorter = (stack, merged) if len(stack) >= len(merged) else (merged, stack)
+            if longer[: len(shorter)] != shorter:
+                raise self._error(
+                    spec, "depends_on",
+                    f"merges '{merged_from}' ({_describe(merged)}) and '{parent}' ({_describe(stack)}), "
+                    "branches of different fan-outs; aggregate one of them first")
+            if len(stack) >= len(merged):
+                merged, merged_from = stack, parent
+        return merged
+
+    # -- nodes ---------------------------------------------------------------------------------
+    def nodes(self) -> Iterator[Node]:
+        """Every node, processes in topological order."""
+        for layout in self.layouts.values():
+            yield from layout.nodes()
+
+    def node_count(self) -> int:
+        return sum(layout.node_count() for layout in self.layouts.values())
+
+    def node(self, process: str, partition_value: str = "", seed_value: str = "") -> Node:
+        """The node of ``process`` at the given wildcard values; raises KeyError if it does not exist."""
+        node = Node(process, parse_partition(partition_value), parse_seed(seed_value))
+        if not self.layouts[process].contains(node):
+            raise KeyError(f"{process} has no node at partition={partition_value!r} seed={seed_value!r}")
+        return node
+
+    def inputs(self, node: Node) -> list[NodeInput]:
+        """Upstream output folders of ``node`` and their aggregation keys, in parent order."""
+        if not self.layouts[node.process].contains(node):
+            raise KeyError(node)
+        result: list[NodeInput] = []
+        for plan in self._plans[node.process]:
+            for branch in itertools.product(*(layer.values for layer in plan.collapsed)):
+                keys = tuple(layer.key(value) for layer, value in zip(plan.collapsed, branch))
+                result.append(NodeInput(plan.upstream, plan.location(node, branch), keys))
+        return result
+
+    def output_locations(self, node: Node) -> list[Node]:
+        return self.layouts[node.process].output_locations(node)
+
+    def producer(self, location: Node) -> Node:
+        """The node that writes the folder ``location``: a data split writes its partitions' folders."""
+        layout = self.layouts[location.process]
+        if layout.child_layer is not None and layout.child_layer.kind == "data":
+            return Node(location.process, location.partition[:-1], location.seed)
+        return location
+
+
+def build_graph(project: ProjectConfig) -> Graph:
+    return Graph(project)
+
+
+def _node(process: str, stack: Sequence[Layer], values: Sequence[int]) -> Node:
+    partition = tuple(v for layer, v in zip(stack, values) if layer.kind == "data")
+    seed = tuple(v for layer, v in zip(stack, values) if layer.kind == "seed")
+    return Node(process, partition, seed)
+
+
+def _describe(stack: Stack) -> str:
+    if not stack:
+        return "no fan-out"
+    return ", ".join(f"{layer.kind} fan-out of '{layer.owner}'" for layer in stack)

@@ -1,0 +1,64 @@
+"""``expops-smk gc`` and ``expops-smk verify``: keep the store small and prove results intact.
+
+gc keeps exactly what the current project can use: the result folders of its current nodes and the
+run records those folders were produced by. Everything else (folders of removed processes or
+partitions, run records of earlier parameter/code/data states, objects only they referenced) is
+deleted. Collected states can no longer be restored without running user code.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from expops_smk.config.project import load_project
+from expops_smk.graph.expansion import build_graph
+from expops_smk.layout import MANIFEST, RESULTS_DIR, RUN_FILE
+from expops_smk.runtime.run_key import location_key
+from expops_smk.store.artifact_store import Store
+from expops_smk.store.maintenance import collect_store_garbage, verify_artifacts
+
+
+@dataclass(frozen=True)
+class GcReport:
+    stale_folders: list[Path]
+    store_files: list[Path]
+    freed_bytes: int
+
+
+def collect_garbage(project_dir: str | Path, dry_run: bool) -> GcReport:
+    root = Path(project_dir).resolve()
+    graph = build_graph(load_project(root))
+    current: set[Path] = set()
+    keep_run_keys: set[str] = set()
+    for node in graph.nodes():
+        for location in graph.output_locations(node):
+            folder = root / location.results_dir
+            current.add(folder)
+            try:
+                run_key = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))["run_key"]
+            except (FileNotFoundError, ValueError, KeyError):
+                continue
+            keep_run_keys.add(location_key(run_key, location))
+    results = root / RESULTS_DIR
+    stale = sorted(m.parent for m in results.rglob(MANIFEST) if m.parent not in current) if results.is_dir() else []
+    freed_by_folders = sum(_unshared_size(path) for folder in stale for path in folder.iterdir() if path.is_file())
+    if not dry_run:
+        for folder in stale:
+            shutil.rmtree(folder)
+    removed, freed = collect_store_garbage(Store(root), keep_run_keys, results, dry_run, ignore_dirs=frozenset(stale))
+    return GcReport(stale, removed, freed + freed_by_folders)
+
+
+def _unshared_size(path: Path) -> int:
+    """Bytes a file frees when deleted: hard-linked files free nothing until their last link goes."""
+    info = path.lstat()
+    return info.st_size if info.st_nlink <= 1 else 0
+
+
+def verify(project_dir: str | Path) -> list[str]:
+    """One line per artifact whose content no longer matches its recorded hash (or is missing)."""
+    root = Path(project_dir).resolve()
+    return verify_artifacts(Store(root), root / RESULTS_DIR)

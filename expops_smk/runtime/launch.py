@@ -1,0 +1,201 @@
+"""How a job of the generated workflow starts: forked from a warm interpreter when one is running.
+
+A rule's command is ``python -m expops_smk.runtime.launch runtime PROCESS ...``. Started cold, every job
+pays for importing pandas, pyarrow and whatever the project's scripts import (scikit-learn: one to
+three seconds), which is most of the wall time of a typical small node and the reason a 43-node
+project took four times longer than ExpOps, whose two long-lived workers import once. So on a
+local Linux run the first job starts a per-project *warm server* (``expops_smk.runtime.warm_server``)
+that imports all of that once, and every later job hands it its arguments, working directory,
+environment and standard streams over a Unix socket; the server forks a child that runs the entry
+point with the modules already loaded.
+
+This process stays the job, as far as Snakemake is concerned: it relays signals to the child,
+the server kills the child if this process dies, and it exits with the child's status. Scheduling,
+``--cores``, ``-n``, logs and failures are Snakemake's exactly as with a cold start.
+
+Nothing depends on the server: when there is none yet, when it is still importing or refuses the
+job, the job runs in this process as a cold start (and, if there was none, starts one). Cluster
+jobs always run cold, since a server would outlive the job's allocation; so does a workflow with
+``execution: {warm_start: false}`` or ``benchmark: true``, whose rules call the runtime directly.
+
+Every job imports this module before anything else, so it imports only the standard library (and
+``expops_smk.layout``, which does the same).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from expops_smk.layout import SERVER_LOG
+
+ENTRY_POINTS = {"runtime": "expops_smk.runtime.node_run", "charts": "expops_smk.runtime.chart_job"}
+"""What a job can run: the node runtime and the chart renderer. Each module has ``main(argv)``."""
+
+DISABLE_VARIABLE = "EXPOPS_SMK_WARM"
+"""Set to ``0`` to run every job cold (the rules stay as generated)."""
+
+IDLE_VARIABLE = "EXPOPS_SMK_WARM_IDLE"
+"""Seconds a server without work waits for the next job before it exits (default 60)."""
+
+SERVER_PID_VARIABLE = "EXPOPS_SMK_WARM_SERVER"
+"""Set in a forked job to the server's pid, so its log can say how it was started."""
+
+_SERVER_LOG_LIMIT = 1 << 20  # bytes; a server logs a line per job, so the log is rotated when starting one
+
+_CLUSTER_JOB_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID")
+_LIMITS = ("RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_STACK", "RLIMIT_CPU")
+MAX_MESSAGE_BYTES = 1 << 20
+"""Upper bound of one protocol message; a request carries the job's whole environment."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in ENTRY_POINTS:
+        report(f"usage: python -m expops_smk.runtime.launch {{{','.join(ENTRY_POINTS)}}} ARGS...")
+        return 2
+    entry, args = argv[0], argv[1:]
+    if warm_start_possible(os.environ):
+        status = run_in_server(entry, args)
+        if status is not None:
+            return status
+    return run_entry_point(entry, args)
+
+
+def run_entry_point(entry: str, args: list[str]) -> int:
+    """Run the job in this process (a cold start, or the forked child of a server)."""
+    return int(importlib.import_module(ENTRY_POINTS[entry]).main(args) or 0)
+
+
+def warm_start_possible(environ: Mapping[str, str]) -> bool:
+    """Abstract Unix sockets and pidfds are Linux features; cluster jobs must not leave a server."""
+    return (sys.platform.startswith("linux") and hasattr(os, "pidfd_open") and hasattr(socket, "send_fds")
+            and environ.get(DISABLE_VARIABLE, "1") != "0"
+            and not any(name in environ for name in _CLUSTER_JOB_VARIABLES))
+
+
+def server_name() -> str:
+    """Name of the server that may run this job (an abstract socket name without its NUL byte).
+
+    A forked child inherits the server's interpreter, loaded modules and whatever they read while
+    importing (thread counts from ``OMP_NUM_THREADS``, locale, limits), so a server serves only
+    jobs whose interpreter, project, environment, umask, limits and priority equal its own: the
+    name is a hash of all of them. A server is started by such a job, so it matches by construction.
+    """
+    import resource
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    identity = [
+        os.getuid(), sys.executable, sys.version, repr(sys.flags), os.getcwd(), sorted(os.environ.items()),
+        umask, [resource.getrlimit(getattr(resource, name)) for name in _LIMITS],
+        os.getpriority(os.PRIO_PROCESS, 0),
+    ]
+    digest = hashlib.sha256(json.dumps(identity, default=str).encode()).hexdigest()[:32]
+    return f"expops-smk-warm-{digest}"
+
+
+def socket_address(name: str) -> str:
+    """Abstract namespace: no file to clean up, no path length limit, gone when the server exits."""
+    return "\0" + name
+
+
+def run_in_server(entry: str, args: list[str]) -> int | None:
+    """The job's exit code, or None when no server took it (the caller then runs it itself)."""
+    name = server_name()
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with connection:
+        try:
+            connection.connect(socket_address(name))
+        except OSError:  # none yet, or still importing: this job runs cold
+            start_server(name)
+            return None
+        request = {"entry": entry, "args": args, "cwd": os.getcwd(), "env": dict(os.environ)}
+        try:
+            socket.send_fds(connection, [json.dumps(request).encode()], [0, 1, 2])
+            reply = receive(connection)
+        except OSError:
+            return None
+        if reply is None or "started" not in reply:
+            if reply is not None and reply.get("refused") == "stale":
+                start_server(name)  # the stale server has released the name already
+            return None
+        return _wait(connection, int(reply["started"]))
+
+
+def _wait(connection: socket.socket, child: int) -> int:
+    """Relay signals to the forked child until the server reports its exit status."""
+
+    def relay(signum: int, _frame: Any) -> None:
+        try:
+            connection.send(json.dumps({"signal": signum}).encode())
+        except OSError:
+            pass  # the server is gone; it killed the child on its way out, or we report below
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, relay)
+    try:
+        reply = receive(connection)
+    except OSError:
+        reply = None
+    if reply is None or "status" not in reply:
+        report(f"expops-smk: the warm interpreter stopped while running this job (pid {child}); "
+               f"run snakemake again, or set {DISABLE_VARIABLE}=0 (server log: {SERVER_LOG})")
+        return 1
+    code = os.waitstatus_to_exitcode(int(reply["status"]))
+    return code if code >= 0 else 128 - code
+
+
+def receive(connection: socket.socket) -> dict[str, Any] | None:
+    """One JSON message, or None at end of stream."""
+    data = connection.recv(MAX_MESSAGE_BYTES)
+    return json.loads(data) if data else None
+
+
+def send(connection: socket.socket, message: Mapping[str, Any]) -> None:
+    connection.send(json.dumps(message).encode())
+
+
+def start_server(name: str) -> None:
+    """Start a server in the background (its own session, so Snakemake's job kills miss it).
+
+    Several jobs may start one at once: the first to bind the name serves, the others exit.
+    """
+    import subprocess
+
+    log_path = Path(SERVER_LOG)
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        if log_path.exists() and log_path.stat().st_size > _SERVER_LOG_LIMIT:
+            log_path.replace(log_path.with_name(log_path.name + ".1"))  # keep the previous one
+        with open(log_path, "ab") as log:
+            subprocess.Popen([sys.executable, "-m", "expops_smk.runtime.warm_server", name], stdin=subprocess.DEVNULL,
+                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    except OSError:
+        pass  # no server: jobs keep running cold
+
+
+def report(line: str) -> None:
+    """Print one line to stderr in a single write(2).
+
+    Jobs share Snakemake's stderr, and print() writes a text and its newline separately (stderr is
+    write-through): the messages of two jobs failing at once would run into one line.
+    """
+    sys.stderr.flush()
+    try:
+        descriptor = sys.stderr.fileno()
+    except (AttributeError, OSError):  # stderr replaced in-process (tests, embedding): no descriptor
+        sys.stderr.write(line + "\n")
+        return
+    os.write(descriptor, (line + "\n").encode("utf-8", "backslashreplace"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,368 @@
+"""What one Snakemake job runs: ``python -m expops_smk.runtime PROCESS [--partition P] [--seed S] --log L``
+(the rules start it through ``expops_smk.runtime.launch``, which forks it from a warm interpreter when it can).
+
+A job (1) resolves its node and inputs from the plan, (2) computes a *run key* from everything
+that determines its outputs (code hash, parameters, seed, the content digests of its inputs, the raw
+data digest for source processes), (3) if that key was executed before and its artifacts are still
+in the store, restores them by hard links and stops without running user code (early cutoff and the
+run cache), else (4) loads its inputs, builds the function's keyword arguments as ExpOps does, seeds
+the RNGs, calls the function and writes one artifact per returned key plus the manifest.
+
+Failures caused by the project print one line naming the node (exit 2); an exception raised by the
+user's function prints one line pointing at the job log, which keeps the full traceback (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, TextIO
+
+from expops_smk.config.model import ProcessSpec, ProjectConfig, effective_parameters
+from expops_smk.config.names import is_safe_key
+from expops_smk.errors import ExpopsError, NodeError
+from expops_smk.graph.expansion import Graph, ProcessLayout
+from expops_smk.graph.nodes import Node, NodeInput
+from expops_smk.graph.plan import read_plan
+from expops_smk.layout import DATA_DIGEST, MANIFEST, METRICS_FILE, PLAN_FILE, RUN_FILE
+from expops_smk.runtime import user_api
+from expops_smk.runtime.launch import SERVER_PID_VARIABLE, report
+from expops_smk.runtime.run_key import hash_payload, location_key, run_payload
+from expops_smk.runtime.seeding import derive_task_seed, seed_rngs
+from expops_smk.store.artifact_store import Store
+from expops_smk.store.artifacts import Artifact
+
+
+class UserCodeError(Exception):
+    """The user's function raised; the traceback goes to the job log."""
+
+    def __init__(self, label: str, message: str) -> None:
+        self.label = label
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """What a process may ask for with a ``context`` parameter."""
+
+    process: str
+    label: str
+    id: str
+    partition: str
+    seed: str
+    random_seed: int
+    parameters: Mapping[str, Any]
+    results_dir: Path
+    project_dir: Path
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """An upstream artifact that has not been read yet."""
+
+    folder: Path
+    artifact: Artifact
+    producer: str  # label of the node folder it comes from, for error messages
+
+
+class NodeRun:
+    """One execution of one node."""
+
+    def __init__(self, root: Path, process: str, partition: str, seed: str, log: TextIO) -> None:
+        self.root = root
+        self.log = log
+        self.project: ProjectConfig = read_plan(root / PLAN_FILE, root).project
+        self.graph = Graph(self.project)
+        if process not in self.graph.layouts:
+            raise NodeError(process, f"process not in the plan {PLAN_FILE}; run `expops-smk generate`")
+        try:
+            self.node: Node = self.graph.node(process, partition, seed)
+        except (KeyError, ValueError):  # a value outside the graph, or not a partition/seed at all
+            raise NodeError(process, f"no node at partition={partition!r} seed={seed!r}") from None
+        self.layout: ProcessLayout = self.graph.layouts[process]
+        self.spec: ProcessSpec = self.layout.spec
+        self.store = Store(root)
+        self.inputs: list[NodeInput] = self.graph.inputs(self.node)
+        self.user_modules: dict[Path, str] = {}  # script -> module name, set when executing
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def say(self, message: str) -> None:
+        self.log.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {message}\n")
+        self.log.flush()
+
+    def fail(self, message: str) -> NodeError:
+        return NodeError(self.node.label, message)
+
+    def location_dir(self, location: Node) -> Path:
+        return self.root / location.results_dir
+
+    # -- the run key -----------------------------------------------------------------------
+    def read_input_manifests(self) -> list[tuple[NodeInput, dict[str, Artifact]]]:
+        result = []
+        for item in self.inputs:
+            folder = self.location_dir(item.location)
+            try:
+                manifest = self.store.read_manifest(folder)
+            except ExpopsError as exc:  # the store reports a missing or unreadable manifest alike
+                if (folder / MANIFEST).exists():
+                    raise self.fail(f"input from '{item.location.label}' is unreadable: {exc}") from None
+                raise self.fail(f"input from '{item.location.label}' is missing ({item.location.results_dir}); "
+                                "run the upstream first (snakemake does this for you)") from None
+            result.append((item, manifest))
+        return result
+
+    def data_digest(self) -> str | None:
+        if self.spec.parents or self.project.data_path is None:
+            return None
+        try:
+            return (self.root / DATA_DIGEST).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise self.fail(f"{DATA_DIGEST} is missing; run through snakemake, which writes it") from None
+
+    def run_payload(self, manifests: list[tuple[NodeInput, dict[str, Artifact]]]) -> dict[str, Any]:
+        return run_payload(self.project, self.spec, self.node, manifests, self.data_digest())
+
+    # -- main --------------------------------------------------------------------------------
+    def run(self) -> str:
+        """Restore or execute; returns "restored" or "executed"."""
+        started = time.perf_counter()
+        warm_server = os.environ.get(SERVER_PID_VARIABLE)
+        self.say(f"node {self.node.label}  id {self.node.id}"
+                 + (f"  (forked from the warm interpreter, pid {warm_server})" if warm_server else ""))
+        manifests = self.read_input_manifests()
+        payload = self.run_payload(manifests)
+        run_key = hash_payload(payload)
+        locations = self.layout.output_locations(self.node)
+        if all(self.store.restore_run(location_key(run_key, loc), self.location_dir(loc)) for loc in locations):
+            outcome = "restored"
+            self.say(f"inputs, code and parameters match a recorded run ({run_key}): outputs restored, user code not run")
+        else:
+            outputs = self.execute(manifests)
+            for location, values in zip(locations, outputs):
+                self.write_outputs(location, values, run_key)
+            outcome = "executed"
+        elapsed = time.perf_counter() - started
+        for location in locations:
+            self.store.put_json(self.location_dir(location) / RUN_FILE, {
+                "node": self.node.id, "label": self.node.label, "run_key": run_key, "outcome": outcome,
+                "seconds": round(elapsed, 3), "payload": payload,
+            })
+        self.say(f"{outcome} in {elapsed:.2f}s")
+        return outcome
+
+    def write_outputs(self, location: Node, values: Mapping[str, Any], run_key: str) -> None:
+        folder = self.location_dir(location)
+        self.store.clear_node(folder)
+        artifacts = {key: self.store.write_value(folder, key, value) for key, value in values.items()}
+        recorder = user_api.current_recorder()
+        self.store.put_json(folder / METRICS_FILE, {
+            "node": self.node.id, "label": self.node.label, "process": self.node.process,
+            "partition": self.node.partition_value, "seed": self.node.seed_value, **recorder.to_json(),
+        })
+        self.store.write_manifest(folder, artifacts)
+        self.store.record_run(location_key(run_key, location), folder, extra_files=[METRICS_FILE])
+        self.say(f"wrote {location.results_dir}: " + ", ".join(f"{k} ({a.format})" for k, a in artifacts.items()))
+
+    # -- execution ---------------------------------------------------------------------------
+    def execute(self, manifests: list[tuple[NodeInput, dict[str, Artifact]]]) -> list[dict[str, Any]]:
+        """Run the function (or the built-in split) and return the values for each output folder."""
+        from expops_smk.runtime.user_scripts import install_user_scripts
+
+        self.user_modules = install_user_scripts(self.root, self.project.all_scripts())
+        upstream = self.load_inputs(manifests)
+        spec = self.spec
+        user_api.reset_recorder()
+        if spec.function is None:
+            result: dict[str, Any] = self.materialize(upstream)
+        else:
+            extra = {"seeds": list(spec.seeds)} if spec.seeds is not None else {}
+            result = self.call(upstream, extra)
+        if spec.data_split is None:
+            return [result]
+        return self.split(result)
+
+    def load_inputs(self, manifests: list[tuple[NodeInput, dict[str, Artifact]]]) -> dict[str, Any]:
+        """Upstream values by key; at an aggregation, values from fanned-out branches are nested by
+        branch key (``data1`` then ``seed41``). Keys starting with ``__`` are private to their node.
+
+        Values are not read yet (``_Stored`` leaves): only those the function receives are, so a
+        node that takes a scalar from an upstream that also returned a large table neither reads
+        the table nor imports pandas (see ``materialize``).
+        """
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for item, manifest in manifests:
+            folder = self.location_dir(item.location)
+            for key, artifact in manifest.items():
+                if key.startswith("__"):
+                    continue
+                value = _Stored(folder, artifact, item.location.label)
+                if not item.keys:
+                    if key in values:
+                        raise self.fail(f"input '{key}' arrives from both {sources[key]} and '{item.upstream}'; "
+                                        "rename one of the outputs")
+                    values[key] = value
+                    sources[key] = f"'{item.upstream}'"
+                    continue
+                nested = values.setdefault(key, {})
+                if key in sources and not sources[key].endswith("(aggregated)"):
+                    raise self.fail(f"input '{key}' arrives both aggregated from '{item.upstream}' and from "
+                                    f"{sources[key]}; rename one of the outputs")
+                sources[key] = f"'{item.upstream}' (aggregated)"
+                for branch in item.keys[:-1]:
+                    nested = nested.setdefault(branch, {})
+                if item.keys[-1] in nested:
+                    raise self.fail(f"input '{key}' for branch {'/'.join(item.keys)} arrives from two upstreams")
+                nested[item.keys[-1]] = value
+        return values
+
+    def materialize(self, value: Any) -> Any:
+        """Read the ``_Stored`` leaves of ``value`` (the nesting dicts built by ``load_inputs``).
+
+        Unpickling may import a user script (a class defined there), so its output goes to the
+        log, and any failure is reported as one line naming the node and the input.
+        """
+        if isinstance(value, dict):
+            return {key: self.materialize(item) for key, item in value.items()}
+        if not isinstance(value, _Stored):
+            return value
+        try:
+            with contextlib.redirect_stdout(self.log):
+                return self.store.read_value(value.folder, value.artifact)
+        except ExpopsError as exc:
+            raise self.fail(str(exc)) from None
+        except Exception as exc:
+            traceback.print_exc(file=self.log)
+            raise self.fail(f"cannot read '{value.artifact.file}' of '{value.producer}': "
+                            f"{type(exc).__name__}: {exc}") from None
+
+    def call(self, upstream: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        spec = self.spec
+        function_info = spec.function
+        assert function_info is not None
+        parameters = effective_parameters(self.project, spec)
+        for key in upstream:
+            if key in parameters:
+                raise self.fail(f"input '{key}' from upstream collides with parameter '{key}'; rename one")
+        random_seed = self.node.seed[-1] if self.node.seed else parameters.get("random_seed", self.project.random_seed)
+        parameters = {**parameters, "random_seed": random_seed}
+        candidates: dict[str, Any] = {**parameters, **upstream, **extra}
+        wanted = function_info.params
+        if "context" in wanted and "context" not in candidates:
+            candidates["context"] = NodeContext(
+                process=spec.name, label=self.node.label, id=self.node.id, partition=self.node.partition_value,
+                seed=self.node.seed_value, random_seed=random_seed, parameters=parameters,
+                results_dir=self.location_dir(self.node), project_dir=self.root)
+        if "hyperparameters" in wanted and "hyperparameters" not in candidates:
+            candidates["hyperparameters"] = dict(parameters)  # early ExpOps style: fn(data, hyperparameters)
+        if "data" in wanted and "data" not in candidates:
+            candidates["data"] = dict(upstream)
+        if function_info.has_var_kwargs:
+            kwargs = {k: v for k, v in candidates.items() if k not in ("context", "hyperparameters") or k in wanted}
+        else:
+            kwargs = {k: candidates[k] for k in wanted if k in candidates}
+        missing = [name for name in function_info.required if name not in kwargs]
+        if missing:
+            raise self.fail(f"function '{function_info.name}' needs {', '.join(repr(m) for m in missing)} "
+                            f"but the available inputs are: {', '.join(sorted(candidates)) or 'none'}")
+        function = self.load_function()
+        kwargs = {key: self.materialize(value) for key, value in kwargs.items()}
+        seeded = seed_rngs(derive_task_seed(int(random_seed), spec.name), _read_text(spec.script))
+        self.say(f"calling {function_info.name}({', '.join(sorted(kwargs))}); RNGs seeded: {', '.join(seeded)}")
+        with contextlib.redirect_stdout(self.log), contextlib.redirect_stderr(self.log):
+            try:
+                result = function(**kwargs)
+            except Exception as exc:
+                traceback.print_exc(file=self.log)
+                raise UserCodeError(self.node.label, f"{type(exc).__name__}: {exc}") from exc
+        if spec.data_split is not None and isinstance(result, (list, tuple)):
+            result = {spec.data_split.data_name: result}
+        if not isinstance(result, dict):
+            expected = "a dict (or a list of rows, for a data splitter)" if spec.data_split else "a dict"
+            raise self.fail(f"function '{function_info.name}' returned {type(result).__name__}; it must return {expected}")
+        for key in result:
+            if not is_safe_key(key):
+                raise self.fail(f"returned key {key!r} cannot be a file name "
+                                "(letters, digits, '_', '-', '.'; not starting with '.')")
+        return result
+
+    def load_function(self) -> Callable[..., Any]:
+        script = self.spec.script
+        assert script is not None and self.spec.function is not None
+        with contextlib.redirect_stdout(self.log):
+            try:
+                module = importlib.import_module(self.user_modules[script.resolve()])
+            except Exception as exc:
+                traceback.print_exc(file=self.log)
+                raise UserCodeError(self.node.label, f"importing {script.name} failed: {type(exc).__name__}: {exc}") from exc
+        function = getattr(module, self.spec.function.name, None)
+        if not callable(function):
+            raise self.fail(f"{script.name} defines no function '{self.spec.function.name}' when imported")
+        return function
+
+    def split(self, result: dict[str, Any]) -> list[dict[str, Any]]:
+        from expops_smk.runtime.splitting import SplitError, split_rows
+
+        split = self.spec.data_split
+        assert split is not None
+        if split.data_name not in result:
+            raise self.fail(f"data_name '{split.data_name}' is not among the values to split "
+                            f"(available: {', '.join(sorted(result)) or 'none'})")
+        try:
+            parts = split_rows(result[split.data_name], split.count, split.row_counts)
+        except SplitError as exc:
+            raise self.fail(f"data_parallelism: {exc}") from None
+        return [{**result, split.data_name: part} for part in parts]
+
+
+def _read_text(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m expops_smk.runtime", description="Run one expops-smk node.")
+    parser.add_argument("process")
+    parser.add_argument("--partition", default="")
+    parser.add_argument("--seed", default="")
+    parser.add_argument("--log", required=True, type=Path)
+    args = parser.parse_args(argv)
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    label = args.process
+    try:
+        with open(args.log, "w", encoding="utf-8") as log:
+            try:
+                run = NodeRun(Path.cwd(), args.process, args.partition, args.seed, log)
+                label = run.node.label
+                run.run()
+            except ExpopsError as exc:
+                log.write(f"error: {exc}\n")
+                report(f"expops-smk: {exc} (log: {args.log})")
+                return 2
+            except UserCodeError as exc:
+                report(f"expops-smk: node '{exc.label}': the process function raised {exc} "
+                       f"(traceback in {args.log})")
+                return 1
+            except OSError:
+                # The store or the results folder failed (disk full, read-only, permissions); the
+                # user's own OSErrors are UserCodeErrors by now. The log may be on the full disk too.
+                with contextlib.suppress(OSError):
+                    traceback.print_exc(file=log)
+                    log.flush()
+                raise
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        report(f"expops-smk: node '{label}': {exc.strerror or exc}{where} (log: {args.log})")
+        return 2
+    return 0

@@ -1,0 +1,51 @@
+"""The run key: everything that determines a node's outputs, hashed.
+
+If a node's key ran before and its artifacts are still in the store, the job restores them instead
+of running user code (early cutoff and the run cache). ``expops-smk status`` compares a recorded
+payload with the current one field by field to say *why* a node would re-run.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from expops_smk.config.model import ProcessSpec, ProjectConfig, accepted_parameters
+from expops_smk.graph.nodes import Node, NodeInput
+from expops_smk.store.artifacts import Artifact
+from expops_smk.store.hashing import hash_bytes
+
+RUNTIME_FORMAT = 2
+"""Part of every run key. 2: user scripts are imported under location-independent module names,
+so pickles of classes defined in them differ from (and are readable unlike) those of format 1."""
+
+
+def run_payload(project: ProjectConfig, spec: ProcessSpec, node: Node,
+                manifests: list[tuple[NodeInput, dict[str, Artifact]]], data_digest: str | None) -> dict[str, Any]:
+    """Everything that determines a node's outputs; its hash is the run key of the run cache.
+
+    ``expops-smk status`` compares a recorded payload with the current one field by field to say
+    *why* a node would re-run, so every field is kept readable rather than pre-hashed.
+    """
+    function = spec.function
+    return {
+        "format": RUNTIME_FORMAT,
+        "node": node.id,
+        "code": function.code_hash if function else "builtin-split-1",
+        "parameters": accepted_parameters(project, spec),
+        "fanout": [spec.data_split and [spec.data_split.count, spec.data_split.row_counts,
+                                        spec.data_split.data_name], spec.seeds],
+        "random_seed": None if node.seed else project.random_seed,
+        "inputs": [[item.location.results_dir, list(item.keys), {k: a.digest for k, a in sorted(m.items())}]
+                   for item, m in manifests],
+        "data": data_digest,
+    }
+
+
+def hash_payload(payload: Mapping[str, Any]) -> str:
+    return hash_bytes(json.dumps(payload, sort_keys=True, default=str).encode())
+
+
+def location_key(run_key: str, location: Node) -> str:
+    """Run records are kept per output folder (a data split writes one folder per partition)."""
+    return hash_bytes(f"{run_key}|{location.results_dir}".encode())

@@ -1,0 +1,394 @@
+"""The warm interpreter that jobs are forked from (see ``expops_smk.runtime.launch`` for why and when).
+
+``python -m expops_smk.runtime.warm_server NAME`` claims the abstract socket NAME (a second server for the
+same name exits at once), imports the runtime, pandas, pyarrow and the third-party modules the
+project's scripts import at top level, then forks one child per job request. The user's own scripts
+and helper modules are never imported here: each child imports them fresh, so an edit is seen by
+the next job exactly as with a cold start, and code hashes stay what they were.
+
+The server is one thread (fork and threads do not mix) waiting on its socket, its clients and the
+pidfds of its children. It refuses a job, and stops accepting, as soon as a file of a loaded module
+or a script changed on disk (an upgraded package, an edited expops-smk, a script with new imports):
+the client then runs cold and starts a fresh server. It exits once it has had no job for
+``EXPOPS_SMK_WARM_IDLE`` seconds (default 60), or when it cannot serve safely at all.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import gc
+import importlib
+import importlib.util
+import json
+import os
+import random
+import selectors
+import signal
+import socket
+import struct
+import sys
+import sysconfig
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from expops_smk.layout import PLAN_FILE
+from expops_smk.runtime.launch import (IDLE_VARIABLE, MAX_MESSAGE_BYTES, SERVER_PID_VARIABLE, receive,
+                                       run_entry_point, send, socket_address)
+
+BASE_MODULES = ("expops_smk.runtime.node_run", "expops_smk.runtime.chart_job", "expops_smk.runtime.user_scripts", "numpy",
+                "pandas", "pyarrow.parquet")
+"""What every node imports (or a chart node, for ``charts``) whatever the project."""
+
+NEVER_PRELOADED = frozenset({"torch", "tensorflow", "jax", "keras", "expops"})
+"""Deep-learning frameworks start thread pools at import, after which a fork may deadlock; a child
+imports them itself. ``expops`` may be expops-smk's alias, which each job installs itself."""
+
+DEFAULT_IDLE_SECONDS = 60.0
+_PEER_CREDENTIALS = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
+_PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>
+
+
+@dataclass
+class _Job:
+    """A forked child and the client waiting for it."""
+
+    connection: socket.socket
+    pid: int
+    pidfd: int
+
+
+@dataclass(frozen=True)
+class ChildTask:
+    """What a freshly forked child runs, once the server's state is closed."""
+
+    entry: str
+    args: list[str]
+
+    def run(self) -> int:
+        try:
+            return run_entry_point(self.entry, self.args)
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+            return 1
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] pid {os.getpid()}: {message}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    name = argv[0]
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        listener.bind(socket_address(name))
+    except OSError:
+        return 0  # another job's server has the name
+    root = Path.cwd()
+    started = time.perf_counter()
+    scripts = project_scripts(root)  # read from the plan once, for the preload list and the watch list
+    loaded, failed = preload(modules_to_preload(root, scripts))
+    if failed:
+        log("could not preload (jobs import them themselves): " + "; ".join(failed))
+    unsafe = threading.active_count() > 1
+    gc.freeze()  # keep the imported objects out of the collector, so children do not copy their pages
+    listener.listen(64)
+    log(f"serving {root} with {len(loaded)} modules preloaded in {time.perf_counter() - started:.1f}s"
+        + ("; refusing every job: a preloaded module started a thread" if unsafe else ""))
+    server = Server(listener, watched_files(root, scripts), idle_seconds(), refuse_all=unsafe)
+    task = server.serve()
+    if task is None:
+        log("exiting: " + ("idle" if server.listener is not None else "replaced, its last job is done"))
+        return 0
+    return task.run()
+
+
+def idle_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get(IDLE_VARIABLE, DEFAULT_IDLE_SECONDS)))
+    except ValueError:
+        log(f"{IDLE_VARIABLE} is not a number of seconds; using {DEFAULT_IDLE_SECONDS:.0f}")
+        return DEFAULT_IDLE_SECONDS
+
+
+def modules_to_preload(root: Path, scripts: list[Path]) -> list[str]:
+    """The base modules and every third-party module the project's scripts import at top level."""
+    names = list(BASE_MODULES)
+    for script in scripts:
+        try:
+            tree = ast.parse(script.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        names.extend(name for name in top_level_imports(tree) if name not in names and not _is_local(name, root))
+    return [name for name in names if name.split(".")[0] not in NEVER_PRELOADED]
+
+
+def project_scripts(root: Path) -> list[Path]:
+    """Script files named in the plan (processes, chart and shared scripts)."""
+    from expops_smk.errors import ExpopsError
+    from expops_smk.graph.plan import read_plan
+
+    try:
+        return read_plan(root / PLAN_FILE, root).project.all_scripts()
+    except (ExpopsError, OSError):
+        return []
+
+
+def top_level_imports(tree: ast.Module) -> list[str]:
+    """Absolute imports executed when the module loads (including under top-level if/try)."""
+    names: list[str] = []
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        statement = pending.pop(0)
+        if isinstance(statement, ast.Import):
+            names.extend(alias.name for alias in statement.names)
+        elif isinstance(statement, ast.ImportFrom) and statement.level == 0 and statement.module:
+            names.append(statement.module)
+            # `from sklearn import metrics` imports a submodule; `from pandas import DataFrame` does not,
+            # which preload() finds out by trying.
+            names.extend(f"{statement.module}.{alias.name}" for alias in statement.names if alias.name != "*")
+        elif isinstance(statement, (ast.If, ast.Try)):
+            pending.extend(statement.body)
+            pending.extend(statement.orelse)
+            if isinstance(statement, ast.Try):
+                pending.extend(statement.finalbody)
+                for handler in statement.handlers:
+                    pending.extend(handler.body)
+    return names
+
+
+def _is_local(name: str, root: Path) -> bool:
+    """A project module (or none found): the child imports it, so edits are never missed.
+
+    A package installed in a virtualenv inside the project is not local.
+    """
+    try:
+        spec = importlib.util.find_spec(name.split(".")[0])
+    except (ImportError, ValueError):
+        return True
+    if spec is None:
+        return True
+    installed = {Path(sysconfig.get_path(kind)).resolve() for kind in ("purelib", "platlib")}
+    for location in (spec.origin, *(spec.submodule_search_locations or [])):
+        if location and location != "built-in":
+            path = Path(location).resolve()
+            if path.is_relative_to(root) and not any(path.is_relative_to(site) for site in installed):
+                return True
+    return False
+
+
+def preload(names: list[str]) -> tuple[list[str], list[str]]:
+    """Import what can be imported; a module that fails here is imported (and fails) in the job."""
+    loaded, failed = [], []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a name that is an attribute, not a submodule, is expected
+                failed.append(f"{name}: {exc}")
+        except Exception as exc:
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
+        else:
+            loaded.append(name)
+    return loaded, failed
+
+
+def watched_files(root: Path, scripts: list[Path]) -> list[str]:
+    """Every loaded module's file, the plan and the project's scripts: if one changes, the server
+    is stale (it would run old code, or preload what the scripts no longer import)."""
+    files = {getattr(module, "__file__", None) for module in list(sys.modules.values())}
+    files.update(str(path) for path in scripts)
+    files.add(str(root / PLAN_FILE))
+    return sorted(file for file in files if file)
+
+
+def modification_times(files: list[str]) -> list[int]:
+    """About 2 ms for the 1,500 modules of pandas + scikit-learn: cheap enough for every job."""
+    stamps = []
+    for file in files:
+        try:
+            stamps.append(os.stat(file).st_mtime_ns)
+        except OSError:
+            stamps.append(-1)
+    return stamps
+
+
+class Server:
+    """Accept job requests and fork; returns from ``serve`` in each child with its task."""
+
+    def __init__(self, listener: socket.socket, watched: list[str], idle_seconds: float, refuse_all: bool) -> None:
+        self.listener: socket.socket | None = listener
+        self.idle_seconds = idle_seconds
+        self.refuse_all = refuse_all
+        self.watched = watched
+        self.stamps = modification_times(self.watched)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(listener, selectors.EVENT_READ, None)
+        self.jobs: dict[int, _Job] = {}  # by pid
+
+    def serve(self) -> ChildTask | None:
+        """Serve until idle; a refused job counts as activity, so a refusing server is not
+        restarted (and its imports paid again) every idle period while jobs keep coming."""
+        last_activity = time.monotonic()
+        while self.listener is not None or self.jobs:
+            timeout = None if self.jobs else self.idle_seconds - (time.monotonic() - last_activity)
+            if timeout is not None and timeout <= 0:
+                break
+            for key, _ in self.selector.select(timeout):
+                if key.fileobj is self.listener:
+                    task = self.accept()
+                    if task is not None:
+                        return task
+                    last_activity = time.monotonic()
+                elif isinstance(key.data, tuple) and key.data[0] == "pidfd":
+                    self.reap(self.jobs[key.data[1]])
+                    last_activity = time.monotonic()
+                else:
+                    self.message_from_client(self.jobs[key.data])
+        return None
+
+    def stop_accepting(self) -> None:
+        """Release the name at once, so that a fresh server can take it while children finish."""
+        if self.listener is not None:
+            self.selector.unregister(self.listener)
+            self.listener.close()
+            self.listener = None
+
+    def accept(self) -> ChildTask | None:
+        assert self.listener is not None
+        connection, _ = self.listener.accept()
+        try:
+            _, uid, _ = _PEER_CREDENTIALS.unpack(
+                connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEER_CREDENTIALS.size))
+            if uid != os.getuid():
+                connection.close()  # the abstract namespace is shared by all users of the machine
+                return None
+            connection.settimeout(5.0)  # a client sends its request right after connecting
+            data, descriptors, _, _ = socket.recv_fds(connection, MAX_MESSAGE_BYTES, 3)
+            connection.settimeout(None)
+        except OSError:
+            connection.close()
+            return None
+        refusal = self.refusal() if len(descriptors) == 3 and data else "malformed request"
+        if refusal is not None:
+            log(f"refusing a job: {refusal}")
+            for descriptor in descriptors:
+                os.close(descriptor)
+            with contextlib.suppress(OSError):
+                send(connection, {"refused": refusal})
+            connection.close()
+            return None
+        return self.fork(connection, json.loads(data), descriptors)
+
+    def refusal(self) -> str | None:
+        if self.refuse_all:
+            return "unsafe"
+        if modification_times(self.watched) != self.stamps:
+            self.stop_accepting()
+            return "stale"
+        return None
+
+    def fork(self, connection: socket.socket, request: dict[str, Any], descriptors: list[int]) -> ChildTask | None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            return self.become_child(connection, request, descriptors)
+        for descriptor in descriptors:  # the child has its own copies now
+            os.close(descriptor)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:  # cannot watch it: nothing to report to the client, so do not let it run
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            connection.close()
+            return None
+        self.jobs[pid] = _Job(connection, pid, pidfd)
+        self.selector.register(pidfd, selectors.EVENT_READ, ("pidfd", pid))
+        self.selector.register(connection, selectors.EVENT_READ, pid)
+        try:
+            send(connection, {"started": pid})
+        except OSError:
+            os.kill(pid, signal.SIGKILL)  # the client is gone already; reaped when the pidfd fires
+        log(f"forked {pid} for {request['entry']} {' '.join(request['args'])}")
+        return None
+
+    def become_child(self, connection: socket.socket, request: dict[str, Any], descriptors: list[int]) -> ChildTask:
+        """Drop the server's state and take the client's streams, directory and environment."""
+        server_pid = os.getppid()
+        _die_with_parent(server_pid)
+        self.selector.close()
+        for job in self.jobs.values():
+            job.connection.close()
+            os.close(job.pidfd)
+        if self.listener is not None:
+            self.listener.close()
+        connection.close()
+        for target, descriptor in enumerate(descriptors):
+            os.dup2(descriptor, target)
+        for descriptor in descriptors:
+            os.close(descriptor)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.environ[SERVER_PID_VARIABLE] = str(server_pid)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        random.seed()  # siblings must not share the server's random state (nodes seed their own)
+        return ChildTask(request["entry"], list(request["args"]))
+
+    def message_from_client(self, job: _Job) -> None:
+        """A signal to relay, or the client's end of stream: it died, so must its job."""
+        try:
+            message = receive(job.connection)
+        except (OSError, ValueError):
+            message = None
+        if message is None:
+            self.selector.unregister(job.connection)
+            _kill(job, signal.SIGKILL)
+            return
+        if isinstance(message.get("signal"), int):
+            _kill(job, message["signal"])
+
+    def reap(self, job: _Job) -> None:
+        _, status = os.waitpid(job.pid, 0)
+        self.selector.unregister(job.pidfd)
+        os.close(job.pidfd)
+        del self.jobs[job.pid]
+        try:
+            send(job.connection, {"status": status})
+        except OSError:
+            pass  # the client died first
+        try:
+            self.selector.unregister(job.connection)
+        except KeyError:
+            pass  # unregistered when the client went away
+        job.connection.close()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel to kill this child if the server dies: its client then reports the job
+    failed, and a job whose failure was reported must not go on writing results."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
+        os._exit(1)  # the server died before the request took effect: the client reports it
+
+
+def _kill(job: _Job, signum: int) -> None:
+    """Signal through the pidfd: never a recycled pid, even if the child has just exited."""
+    try:
+        signal.pidfd_send_signal(job.pidfd, signum)
+    except OSError:
+        pass  # already exited; the pidfd will report it
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,353 @@
+"""Content-addressed artifact store: write, hash, link and restore node outputs.
+
+Every value a node returns becomes one file in its node directory (``<key>.parquet`` or
+``<key>.pkl``) that is a hard link to an immutable object in ``<project>/.expops/objects``. Two
+hashes describe each artifact:
+
+* ``object`` – xxh3-128 of the file bytes. It names the object in the store and is checked before
+  every read, so a results file that was replaced or edited is caught instead of silently feeding
+  wrong data downstream.
+* ``digest`` – xxh3-128 of the *logical* content. For tables it ignores how the Parquet writer laid
+  the bytes out (its version string, row groups, chunking), so upgrading pyarrow or re-writing
+  identical data does not trigger re-runs downstream; for pickles it equals ``object``.
+
+The run cache lives here too: a finished execution is recorded under its run key, and a later job
+with the same key replays it by hard links instead of running user code (``restore_run``).
+Checking and cleaning the whole store is ``expops_smk.store.maintenance``.
+
+This module is imported inside every Snakemake job, so only the standard library and xxhash are
+imported at module level; pandas and pyarrow are imported inside the functions that handle tables
+(a node that only returns dicts never pays for them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from expops_smk.errors import ExpopsError
+from expops_smk.layout import MANIFEST, STORE_DIR
+from expops_smk.store.artifacts import (ARTIFACT_SUFFIXES, EXTENSIONS, FORMAT_ARROW, FORMAT_PARQUET, FORMAT_PICKLE,
+                                        RECORD_FORMAT, Artifact, TamperedArtifactError, check_key, check_name,
+                                        parse_artifacts)
+from expops_smk.store.files import (READ_ONLY, atomic_write, copy_file, hash_or_none, link_into, remove_generated,
+                                    tmp_name)
+from expops_smk.store.hashing import HASH_ALGORITHM, HashingWriter, hash_bytes, hash_file
+from expops_smk.store.table_digest import table_digest
+
+PARQUET_WRITE_OPTIONS: Mapping[str, Any] = {"dictionary_pagesize_limit": 64 * 1024}
+"""pyarrow's defaults except the dictionary size at which the writer gives up dictionary-encoding a
+column chunk.
+
+pyarrow's default (1 MiB) lets a 100k-row chunk of unique ids or floats be dictionary-encoded in
+full: slow to build and larger than plain encoding. Data partitions are exactly such chunks, so a
+split into 100 files cost 2-3x one write of the same table. At 64 KiB, low-cardinality columns
+(labels, categories, small-int codes) still get dictionaries, and high-cardinality ones fall back
+to plain after a few thousand values; files come out no larger."""
+
+
+
+class Store:
+    """The artifact store of one project: ``<project>/.expops`` plus the node dirs it links into."""
+
+    def __init__(self, project_root: Path) -> None:
+        self.root = Path(project_root) / STORE_DIR
+        self.objects_dir = self.root / "objects"
+        self.runs_dir = self.root / "runs"
+        self.tmp_dir = self.root / "tmp"
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def write_value(self, node_dir: Path, key: str, value: Any) -> Artifact:
+        """Store one returned value and link it into ``node_dir`` as ``<key>.<ext>``.
+
+        Tables go to Parquet (DataFrames keep their index); a DataFrame Arrow cannot represent
+        faithfully, and everything else, is pickled. The bytes are written to a temp file, hashed,
+        moved into the object store and hard-linked into place, so no half-written file ever
+        appears under a final name.
+        """
+        check_key(key)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        stored = self._write_table(value)
+        if stored is None:
+            stored = self._write_pickle(key, value)
+        tmp, fmt, digest, object_hash = stored
+        try:
+            size = os.stat(tmp).st_size
+            ext = EXTENSIONS[fmt]
+            obj = self._publish(tmp, object_hash, ext)
+        finally:
+            tmp.unlink(missing_ok=True)
+        Path(node_dir).mkdir(parents=True, exist_ok=True)
+        link_into(obj, Path(node_dir) / (key + ext))
+        return Artifact(key, key + ext, fmt, digest, object_hash, size)
+
+    def _write_table(self, value: Any) -> tuple[Path, str, str, str] | None:
+        """Write a DataFrame/Table as Parquet; None when the value is not one or Arrow refuses it.
+
+        pandas/pyarrow are looked up in ``sys.modules``: a value can only be a DataFrame if pandas
+        is already imported, so pickle-only nodes never import them.
+        """
+        pandas = sys.modules.get("pandas")
+        arrow = sys.modules.get("pyarrow")
+        if pandas is not None and isinstance(value, pandas.DataFrame):
+            # Arrow stringifies non-string column names; pickling keeps them exactly.
+            if not all(isinstance(name, str) for name in value.columns):
+                return None
+            import pyarrow as pa
+
+            try:
+                # Serial: pyarrow would start a thread pool per call, which costs more than the
+                # (mostly zero-copy) conversion of a partition, and a job gets one core by default.
+                table = pa.Table.from_pandas(value, preserve_index=None, nthreads=1)
+            except (pa.ArrowException, ValueError, TypeError):
+                return None
+            fmt = FORMAT_PARQUET
+        elif arrow is not None and isinstance(value, arrow.Table):
+            table, fmt = value, FORMAT_ARROW
+        else:
+            return None
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tmp = self._new_tmp()
+        try:
+            pq.write_table(table, tmp, **PARQUET_WRITE_OPTIONS)
+            return tmp, fmt, table_digest(table), hash_file(tmp)
+        except BaseException as error:
+            tmp.unlink(missing_ok=True)
+            if isinstance(error, (pa.ArrowException, ValueError, TypeError)):
+                return None  # a type Parquet cannot store: the caller pickles the value instead
+            raise
+
+    def _write_pickle(self, key: str, value: Any) -> tuple[Path, str, str, str]:
+        """Pickle straight to a temp file while hashing, so a large value is never held twice."""
+        tmp = self._new_tmp()
+        try:
+            with open(tmp, "wb") as handle:
+                writer = HashingWriter(handle)
+                pickle.dump(value, writer, protocol=5)
+        except BaseException as error:
+            tmp.unlink(missing_ok=True)
+            if isinstance(error, (pickle.PicklingError, TypeError, AttributeError)):
+                raise ExpopsError(
+                    f"output '{key}' cannot be saved: {type(value).__name__} is not picklable ({error})"
+                ) from error
+            raise
+        object_hash = writer.hexdigest()
+        return tmp, FORMAT_PICKLE, object_hash, object_hash
+
+    def _publish(self, tmp: Path, object_hash: str, ext: str) -> Path:
+        """Move a finished temp file into the object store; keep an intact existing object.
+
+        ``os.link`` creates the object only if absent, atomically, so concurrent writers of the same
+        content never overwrite each other. An existing object that no longer matches its name
+        (damaged through a hard link) is replaced by the fresh bytes.
+        """
+        obj = self.object_path(object_hash, ext)
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp, READ_ONLY)
+        try:
+            os.link(tmp, obj)
+        except FileExistsError:
+            if hash_or_none(obj) != object_hash:
+                os.replace(tmp, obj)
+        except OSError:  # a filesystem without hard links: fall back to an atomic rename
+            if not obj.exists() or hash_or_none(obj) != object_hash:
+                os.replace(tmp, obj)
+        return obj
+
+    def _ingest(self, src: Path, expected: str | None = None) -> tuple[str, int]:
+        """Copy a node-dir file into the store (hashing as it copies); returns (hash, size).
+
+        Copying, not linking, keeps the store's object independent of a file the runtime may
+        still rewrite; ``expected`` refuses to store a file that was changed after it was written.
+        """
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._new_tmp()
+        try:
+            object_hash = copy_file(src, tmp)
+            if expected is not None and object_hash != expected:
+                raise TamperedArtifactError(src, f"content hash {object_hash} does not match the manifest ({expected})")
+            size = os.stat(tmp).st_size
+            self._publish(tmp, object_hash, Path(src).suffix)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return object_hash, size
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def read_value(self, node_dir: Path, artifact: Artifact) -> Any:
+        """Load an artifact after checking its bytes against the manifest's object hash.
+
+        The file is read once into memory, hashed and decoded from that same buffer, so a file
+        swapped between the check and the read cannot slip through.
+        """
+        path = Path(node_dir) / artifact.file
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise TamperedArtifactError(path, "artifact file is missing; re-run the node that wrote it") from None
+        found = hash_bytes(data)
+        if found != artifact.object:
+            raise TamperedArtifactError(
+                path,
+                f"content hash {found} does not match the manifest ({artifact.object}): the file was "
+                "changed after the node wrote it; re-run that node",
+            )
+        if artifact.format == FORMAT_PICKLE:
+            return pickle.loads(data)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(pa.BufferReader(data))
+        return table.to_pandas() if artifact.format == FORMAT_PARQUET else table
+
+    # -- manifests and JSON --------------------------------------------------------------------
+
+    def write_manifest(self, node_dir: Path, artifacts: Mapping[str, Artifact]) -> None:
+        """Write ``_outputs.json``: same outputs give the same bytes, so checksums see no change."""
+        for key, artifact in artifacts.items():
+            if key != artifact.key:
+                raise ValueError(f"manifest key {key!r} does not match artifact key {artifact.key!r}")
+        payload = {
+            "format": RECORD_FORMAT,
+            "hash": HASH_ALGORITHM,
+            "artifacts": {key: artifact.to_json() for key, artifact in artifacts.items()},
+        }
+        self.put_json(Path(node_dir) / MANIFEST, payload)
+
+    def read_manifest(self, node_dir: Path) -> dict[str, Artifact]:
+        """Parse ``_outputs.json``; any problem is one ``ExpopsError`` line naming the file."""
+        path = Path(node_dir) / MANIFEST
+        try:
+            return parse_artifacts(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise ExpopsError(f"{path}: manifest is missing") from None
+        except (OSError, ValueError) as error:
+            raise ExpopsError(f"{path}: not a valid manifest: {error}") from None
+
+    def put_json(self, path: Path, payload: Any) -> None:
+        """Write JSON atomically with deterministic bytes (sorted keys, indent 1, trailing newline)."""
+        text = json.dumps(payload, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+        atomic_write(Path(path), text.encode("utf-8"))
+
+    # -- run cache -----------------------------------------------------------------------------
+
+    def record_run(self, run_key: str, node_dir: Path, extra_files: Sequence[str] = ()) -> None:
+        """Remember a finished execution under ``run_key`` so ``restore_run`` can replay it.
+
+        Stores the manifest's artifacts (re-ingesting any whose object disappeared, e.g. removed
+        by a concurrent gc) and the listed extra files that exist, such as ``_metrics.json``.
+        """
+        check_name(run_key, "run key")
+        node_dir = Path(node_dir)
+        artifacts = self.read_manifest(node_dir)
+        for artifact in artifacts.values():
+            if not self.object_path(artifact.object, suffix(artifact.file)).is_file():
+                self._ingest(node_dir / artifact.file, expected=artifact.object)
+        extras: dict[str, dict[str, Any]] = {}
+        for name in extra_files:
+            check_name(name, "extra file")
+            if name == MANIFEST or name.endswith(ARTIFACT_SUFFIXES):
+                raise ValueError(f"extra file {name!r} would clash with the manifest or an artifact")
+            if (node_dir / name).is_file():
+                object_hash, size = self._ingest(node_dir / name)
+                extras[name] = {"object": object_hash, "size": size}
+        payload = {
+            "format": RECORD_FORMAT,
+            "hash": HASH_ALGORITHM,
+            "artifacts": {key: artifact.to_json() for key, artifact in artifacts.items()},
+            "extra_files": extras,
+        }
+        self.put_json(self._run_path(run_key), payload)
+
+    def has_run(self, run_key: str) -> bool:
+        """Whether a record for ``run_key`` exists with all its objects present (not re-hashed)."""
+        record = self.load_run(self._run_path(run_key))
+        if record is None:
+            return False
+        artifacts, extras = record
+        hashes = {a.file: a.object for a in artifacts.values()} | extras
+        return all(self.object_path(h, suffix(name)).is_file() for name, h in hashes.items())
+
+    def restore_run(self, run_key: str, node_dir: Path) -> bool:
+        """Replay a recorded execution into ``node_dir`` by hard-linking its stored objects.
+
+        Returns False (touching nothing) unless the record exists and every object exists and
+        hashes to its name. Values are never re-serialised: the restored bytes are exactly the
+        recorded ones. Files of a previous execution that the record does not list are removed;
+        the manifest is written last.
+        """
+        check_name(run_key, "run key")
+        record = self.load_run(self._run_path(run_key))
+        if record is None:
+            return False
+        artifacts, extras = record
+        hashes = {a.file: a.object for a in artifacts.values()} | extras
+        wanted = {name: self.object_path(h, suffix(name)) for name, h in hashes.items()}
+        intact = {obj: hash_or_none(obj) for obj in set(wanted.values())}  # shared objects once
+        if any(intact[wanted[name]] != h for name, h in hashes.items()):
+            return False
+        node_dir = Path(node_dir)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            for name, obj in wanted.items():
+                link_into(obj, node_dir / name)
+        except FileNotFoundError:  # an object vanished meanwhile (concurrent gc): run instead
+            self.clear_node(node_dir)
+            return False
+        remove_generated(node_dir, keep=set(wanted) | {MANIFEST})
+        self.write_manifest(node_dir, artifacts)
+        return True
+
+    def clear_node(self, node_dir: Path) -> None:
+        """Remove what a previous execution generated so keys it returned do not linger.
+
+        Removes the manifest, artifacts (``*.parquet``, ``*.pkl``), extra files (``_*.json``) and
+        leftover temp files; anything else, such as the job's log, stays.
+        """
+        if Path(node_dir).is_dir():
+            remove_generated(Path(node_dir), keep=set())
+
+    # -- paths and records ---------------------------------------------------------------------
+
+    def object_path(self, object_hash: str, ext: str) -> Path:
+        """Objects are sharded by their first two hex digits to keep directories small."""
+        return self.objects_dir / object_hash[:2] / f"{object_hash}{ext}"
+
+    def _run_path(self, run_key: str) -> Path:
+        return self.runs_dir / f"{run_key}.json"
+
+    def _new_tmp(self) -> Path:
+        """A fresh temp path on the store's filesystem, so publishing is a rename or link."""
+        return self.tmp_dir / tmp_name()
+
+    @staticmethod
+    def load_run(path: Path) -> tuple[dict[str, Artifact], dict[str, str]] | None:
+        """Parse a run record into (artifacts, extra file -> object hash); None if unusable.
+
+        An unreadable record is treated as absent: the node then simply runs again.
+        """
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            artifacts = parse_artifacts(payload)
+            extras = {}
+            for name, entry in payload.get("extra_files", {}).items():
+                check_name(name, "extra file")
+                if not isinstance(entry.get("object"), str):
+                    raise ValueError(f"extra file {name!r} has no object hash")
+                extras[name] = entry["object"]
+        except (OSError, ValueError, AttributeError, TypeError):
+            return None
+        return artifacts, extras
+
+
+def suffix(name: str) -> str:
+    """Objects keep their file's extension so a stored object can be opened by type."""
+    return Path(name).suffix
