@@ -158,9 +158,9 @@ def job_counts(run: Run) -> dict[str, int]:
     return counts
 
 
-def task_seed(base: int, process: str) -> int:
-    """ExpOps' derivation, written out independently of the runtime."""
-    digest = hashlib.sha256(f"{base}|{process}|0".encode()).digest()
+def task_seed(base: int, node_id: str) -> int:
+    """ExpOps' derivation, written out independently of the runtime: base seed and canonical node id."""
+    digest = hashlib.sha256(f"{base}|{node_id}|0".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
@@ -254,13 +254,18 @@ def test_kwargs_and_random_seed(core: dict[str, Any]) -> None:
 
 def test_rngs_are_seeded_like_expops(core: dict[str, Any]) -> None:
     project: Project = core["project"]
-    assert derive_task_seed(41, "train") == task_seed(41, "train")
-    for partition, seed in (("p1", 41), ("p3", 42)):
-        np.random.seed(task_seed(seed, "train"))
+    train_p1_s41 = "//*[@partition='p1']/*[@seed='41']/process[@name='train']"
+    assert derive_task_seed(41, train_p1_s41) == task_seed(41, train_p1_s41)
+    draws = set()
+    for partition, seed in (("p1", 41), ("p2", 41), ("p3", 42)):
+        node_id = f"//*[@partition='{partition}']/*[@seed='{seed}']/process[@name='train']"
+        np.random.seed(task_seed(seed, node_id))
         assert project.value("train", "np_rand", partition, str(seed)) == float(np.random.rand())
-        random.seed(task_seed(seed, "train"))
+        random.seed(task_seed(seed, node_id))
         assert project.value("train", "py_rand", partition, str(seed)) == random.random()
-    np.random.seed(task_seed(7, "summary"))
+        draws.add(project.value("train", "np_rand", partition, str(seed)))
+    assert len(draws) == 3  # every partition of a seed has a stream of its own
+    np.random.seed(task_seed(7, "//process[@name='summary']"))
     assert project.value("summary", "np_rand0") == float(np.random.rand())
 
 

@@ -274,7 +274,7 @@ class NodeRun:
                             f"but the available inputs are: {', '.join(sorted(candidates)) or 'none'}")
         function = self.load_function()
         kwargs = {key: self.materialize(value) for key, value in kwargs.items()}
-        seeded = seed_rngs(derive_task_seed(int(random_seed), spec.name), _read_text(spec.script))
+        seeded = seed_rngs(derive_task_seed(int(random_seed), self.node.id), _read_text(spec.script))
         self.say(f"calling {function_info.name}({', '.join(sorted(kwargs))}); RNGs seeded: {', '.join(seeded)}")
         with contextlib.redirect_stdout(self.log), contextlib.redirect_stderr(self.log):
             try:

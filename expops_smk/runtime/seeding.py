@@ -13,9 +13,14 @@ import random
 import sys
 
 
-def derive_task_seed(base_seed: int, process_name: str) -> int:
-    """The per-task RNG seed ExpOps uses, so a project gives the same numbers under both systems."""
-    digest = hashlib.sha256(f"{base_seed}|{process_name}|0".encode()).digest()
+def derive_task_seed(base_seed: int, node_id: str) -> int:
+    """The per-task RNG seed ExpOps uses, so a project gives the same numbers under both systems.
+
+    ``node_id`` is the node's canonical XPath id (``//*[@partition='p1']/*[@seed='41']/process[@name='fit']``),
+    not the bare process name: every partition and every outer seed of a process gets a stream of
+    its own, as in ExpOps.
+    """
+    digest = hashlib.sha256(f"{base_seed}|{node_id}|0".encode()).digest()
     value = int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
     return value or (base_seed & 0x7FFFFFFF) or 1
 
