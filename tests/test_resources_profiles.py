@@ -404,3 +404,19 @@ def test_snakemake_bundles_two_chains_per_group_job(tmp_path: Path) -> None:
         chains.append({(partition, seed) for _, partition, seed in jobs})
     assert all(len(members) == 2 for members in chains)
     assert chains[0] | chains[1] == {("p1", "41"), ("p1", "42"), ("p2", "41"), ("p2", "42")}
+
+
+def test_large_projects_choose_the_greedy_scheduler_and_snakemake_accepts_it(tmp_path: Path) -> None:
+    large = write_project(tmp_path / "large", {
+        "scripts": {"model": "src/model.py"},
+        "experiment": {"pipeline": {"process_adjlist": "split work", "processes": [
+            {"name": "split", "data_parallelism": {"size": 1200}}, {"name": "work"}]}}},
+        "def split():\n    return {'data': list(range(1200))}\n\n\ndef work(data):\n    return {}\n")
+    generate_project(large)
+    for relative in (DEFAULT_PROFILE, SLURM_PROFILE):
+        assert profile(large, relative)["scheduler"] == "greedy", relative
+    small = make(tmp_path / "small")
+    generate_project(small)
+    assert "scheduler" not in profile(small, DEFAULT_PROFILE) and "scheduler" not in profile(small)
+    dry = Project(large).dry_run()
+    assert re.search(r"^work\s+1200$", dry.output, flags=re.MULTILINE), dry.describe()

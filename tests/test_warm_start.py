@@ -28,7 +28,7 @@ from test_e2e_core import write_core
 
 from expops_smk.layout import SERVER_LOG
 from expops_smk.runtime.launch import server_name, warm_start_possible
-from expops_smk.runtime.warm_server import modules_to_preload, project_scripts, top_level_imports
+from expops_smk.runtime.preload import modules_to_preload, project_scripts, top_level_imports
 from expops_smk.codegen.prepare import generate_project
 
 pytestmark = pytest.mark.skipif(not warm_start_possible({}), reason="warm start needs Linux")
@@ -304,3 +304,35 @@ def test_snakemake_warm_and_cold_give_identical_results(tmp_path: Path, monkeypa
     assert forked["cold"] == 0 and forked["warm"] >= len(logs["warm"]) // 2, forked
     assert warm_project.digests() == cold_project.digests()
     assert len(warm_project.digests()) > 20
+
+
+def test_freshness_sees_a_replaced_module_at_once_and_a_module_edited_in_place_within_the_interval(tmp_path: Path) -> None:
+    from expops_smk.runtime.preload import Freshness
+
+    package = tmp_path / "lib"
+    package.mkdir()
+    module = package / "mod.py"
+    module.write_text("x = 1\n")
+    past = time.time_ns() - 10**10
+    os.utime(package, ns=(past, past))
+    os.utime(module, ns=(past, past))
+    freshness = Freshness([], [str(module)], full_scan_seconds=3600)
+    assert not freshness.changed()
+    module.write_text("x = 2\n")  # in place: only the file's mtime moves
+    assert not freshness.changed()  # between full scans only folders are stat-ed
+    freshness.last_full_scan -= 3600
+    assert freshness.changed()
+
+    replaced = Freshness([], [str(module)], full_scan_seconds=3600)
+    (package / "mod.py.new").write_text("x = 3\n")
+    os.replace(package / "mod.py.new", module)  # how pip and most editors write: the folder changes
+    assert replaced.changed()
+
+    script = tmp_path / "main.py"
+    script.write_text("import lib\n")
+    project = Freshness([str(script)], [str(module)], full_scan_seconds=3600)
+    assert not project.changed()
+    with open(script, "a") as handle:  # a project file edited in place is seen by the next job
+        handle.write("# edited\n")
+    os.utime(script, ns=(past, time.time_ns() + 10**10))
+    assert project.changed()

@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import importlib
 import os
-import sys
 import time
 import traceback
 from dataclasses import dataclass

@@ -15,11 +15,8 @@ the client then runs cold and starts a fresh server. It exits once it has had no
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import gc
-import importlib
-import importlib.util
 import json
 import os
 import random
@@ -28,7 +25,6 @@ import signal
 import socket
 import struct
 import sys
-import sysconfig
 import threading
 import time
 import traceback
@@ -36,17 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from expops_smk.layout import PLAN_FILE
+from expops_smk.runtime.preload import Freshness, freshness, modules_to_preload, preload, project_scripts
 from expops_smk.runtime.launch import (IDLE_VARIABLE, MAX_MESSAGE_BYTES, SERVER_PID_VARIABLE, receive,
                                        run_entry_point, send, socket_address)
 
-BASE_MODULES = ("expops_smk.runtime.node_run", "expops_smk.runtime.chart_job", "expops_smk.runtime.user_scripts", "numpy",
-                "pandas", "pyarrow.parquet")
-"""What every node imports (or a chart node, for ``charts``) whatever the project."""
-
-NEVER_PRELOADED = frozenset({"torch", "tensorflow", "jax", "keras", "expops"})
-"""Deep-learning frameworks start thread pools at import, after which a fork may deadlock; a child
-imports them itself. ``expops`` may be expops-smk's alias, which each job installs itself."""
 
 DEFAULT_IDLE_SECONDS = 60.0
 _PEER_CREDENTIALS = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
@@ -102,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     listener.listen(64)
     log(f"serving {root} with {len(loaded)} modules preloaded in {time.perf_counter() - started:.1f}s"
         + ("; refusing every job: a preloaded module started a thread" if unsafe else ""))
-    server = Server(listener, watched_files(root, scripts), idle_seconds(), refuse_all=unsafe)
+    server = Server(listener, freshness(root, scripts), idle_seconds(), refuse_all=unsafe)
     task = server.serve()
     if task is None:
         log("exiting: " + ("idle" if server.listener is not None else "replaced, its last job is done"))
@@ -118,117 +107,14 @@ def idle_seconds() -> float:
         return DEFAULT_IDLE_SECONDS
 
 
-def modules_to_preload(root: Path, scripts: list[Path]) -> list[str]:
-    """The base modules and every third-party module the project's scripts import at top level."""
-    names = list(BASE_MODULES)
-    for script in scripts:
-        try:
-            tree = ast.parse(script.read_text(encoding="utf-8"))
-        except (OSError, SyntaxError, ValueError):
-            continue
-        names.extend(name for name in top_level_imports(tree) if name not in names and not _is_local(name, root))
-    return [name for name in names if name.split(".")[0] not in NEVER_PRELOADED]
-
-
-def project_scripts(root: Path) -> list[Path]:
-    """Script files named in the plan (processes, chart and shared scripts)."""
-    from expops_smk.errors import ExpopsError
-    from expops_smk.graph.plan import read_plan
-
-    try:
-        return read_plan(root / PLAN_FILE, root).project.all_scripts()
-    except (ExpopsError, OSError):
-        return []
-
-
-def top_level_imports(tree: ast.Module) -> list[str]:
-    """Absolute imports executed when the module loads (including under top-level if/try)."""
-    names: list[str] = []
-    pending: list[ast.stmt] = list(tree.body)
-    while pending:
-        statement = pending.pop(0)
-        if isinstance(statement, ast.Import):
-            names.extend(alias.name for alias in statement.names)
-        elif isinstance(statement, ast.ImportFrom) and statement.level == 0 and statement.module:
-            names.append(statement.module)
-            # `from sklearn import metrics` imports a submodule; `from pandas import DataFrame` does not,
-            # which preload() finds out by trying.
-            names.extend(f"{statement.module}.{alias.name}" for alias in statement.names if alias.name != "*")
-        elif isinstance(statement, (ast.If, ast.Try)):
-            pending.extend(statement.body)
-            pending.extend(statement.orelse)
-            if isinstance(statement, ast.Try):
-                pending.extend(statement.finalbody)
-                for handler in statement.handlers:
-                    pending.extend(handler.body)
-    return names
-
-
-def _is_local(name: str, root: Path) -> bool:
-    """A project module (or none found): the child imports it, so edits are never missed.
-
-    A package installed in a virtualenv inside the project is not local.
-    """
-    try:
-        spec = importlib.util.find_spec(name.split(".")[0])
-    except (ImportError, ValueError):
-        return True
-    if spec is None:
-        return True
-    installed = {Path(sysconfig.get_path(kind)).resolve() for kind in ("purelib", "platlib")}
-    for location in (spec.origin, *(spec.submodule_search_locations or [])):
-        if location and location != "built-in":
-            path = Path(location).resolve()
-            if path.is_relative_to(root) and not any(path.is_relative_to(site) for site in installed):
-                return True
-    return False
-
-
-def preload(names: list[str]) -> tuple[list[str], list[str]]:
-    """Import what can be imported; a module that fails here is imported (and fails) in the job."""
-    loaded, failed = [], []
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a name that is an attribute, not a submodule, is expected
-                failed.append(f"{name}: {exc}")
-        except Exception as exc:
-            failed.append(f"{name}: {type(exc).__name__}: {exc}")
-        else:
-            loaded.append(name)
-    return loaded, failed
-
-
-def watched_files(root: Path, scripts: list[Path]) -> list[str]:
-    """Every loaded module's file, the plan and the project's scripts: if one changes, the server
-    is stale (it would run old code, or preload what the scripts no longer import)."""
-    files = {getattr(module, "__file__", None) for module in list(sys.modules.values())}
-    files.update(str(path) for path in scripts)
-    files.add(str(root / PLAN_FILE))
-    return sorted(file for file in files if file)
-
-
-def modification_times(files: list[str]) -> list[int]:
-    """About 2 ms for the 1,500 modules of pandas + scikit-learn: cheap enough for every job."""
-    stamps = []
-    for file in files:
-        try:
-            stamps.append(os.stat(file).st_mtime_ns)
-        except OSError:
-            stamps.append(-1)
-    return stamps
-
-
 class Server:
     """Accept job requests and fork; returns from ``serve`` in each child with its task."""
 
-    def __init__(self, listener: socket.socket, watched: list[str], idle_seconds: float, refuse_all: bool) -> None:
+    def __init__(self, listener: socket.socket, freshness: Freshness, idle_seconds: float, refuse_all: bool) -> None:
         self.listener: socket.socket | None = listener
         self.idle_seconds = idle_seconds
         self.refuse_all = refuse_all
-        self.watched = watched
-        self.stamps = modification_times(self.watched)
+        self.freshness = freshness
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ, None)
         self.jobs: dict[int, _Job] = {}  # by pid
@@ -290,7 +176,7 @@ class Server:
     def refusal(self) -> str | None:
         if self.refuse_all:
             return "unsafe"
-        if modification_times(self.watched) != self.stamps:
+        if self.freshness.changed():
             self.stop_accepting()
             return "stale"
         return None
