@@ -44,7 +44,8 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         inputs.append(f"{INDENT}{rule_name(parent)}={input_pattern(parent_layout, node_stack)},")
     if not spec.parents and project.data_path is not None:
         data = project.data_path.relative_to(project.root).as_posix()
-        inputs.append(f'{INDENT}raw_data=ancient("{data}"),')
+        # Braces doubled: Snakemake would read '{x}' in a file name as a wildcard.
+        inputs.append(f'{INDENT}raw_data=ancient({_python_string(data.replace("{", "{{").replace("}", "}}"))}),')
         inputs.append(f'{INDENT}raw_data_digest="{DATA_DIGEST}",')
     input_block = ("    input:\n" + "\n".join(inputs) + "\n") if inputs else ""
     wildcards = wildcards_of(node_stack)

@@ -59,6 +59,8 @@ def parse_project(ctx: ParseContext) -> ProjectConfig:
             edges.append((parent, name, "depends_on"))
     edges = without_chart_edges(ctx, edges, chart_items)
     order = topological_order(ctx, declared, edges)
+    if not order:
+        raise ctx.error("pipeline.processes", "the pipeline has no processes: there is nothing to run")
     parents: dict[str, list[str]] = {name: [] for name in order}
     for source, target, _ in edges:
         if source not in parents[target]:
@@ -70,7 +72,7 @@ def parse_project(ctx: ParseContext) -> ProjectConfig:
     }
     metadata = ctx.mapping(ctx.raw.get("metadata"), "metadata")
     # One line: the name is written into comments of the generated Snakefile.
-    name = " ".join(str(metadata.get("name", ctx.root.name)).split()) or ctx.root.name
+    name = ctx.one_line(metadata.get("name", ctx.root.name), "metadata.name", None) or ctx.root.name
     execution = parse_execution(ctx, processes, default_resources)
     charts = parse_charts(ctx, chart_items, processes, scripts)
     return ProjectConfig(
