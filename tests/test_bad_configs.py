@@ -137,3 +137,71 @@ def test_size_above_the_row_count_warns_in_the_run_and_the_log(tmp_path: Path) -
     assert run.output.count(expected) == 1, run.describe()
     assert expected in (project.root / "logs" / "split.log").read_text(encoding="utf-8")
     assert [project.value("use", "n", partition) for partition in ("p1", "p4")] == [1, 0]
+
+
+# -- item 9: strings that reach generated files --------------------------------------------------
+
+DATA_FILE = "data/in 'q' \"dq\" \\ $y ü.csv"
+
+
+def hostile_config(**changes: Any) -> dict[str, Any]:
+    process = {"name": "load", "description": f"line one\n\tline two {HOSTILE}",
+               "parameters": {"text": HOSTILE + "\x00\x1b\n", HOSTILE: 1, "path": DATA_FILE},
+               "resources": {"slurm_extra": f"--comment={HOSTILE}", "constraint": HOSTILE}}
+    process.update(changes)
+    return pipeline([process], metadata={"name": f"{HOSTILE}\n# not a comment"}, data={"path": DATA_FILE})
+
+
+HOSTILE_SCRIPT = """
+    def load(path, text, **kwargs):
+        return {"text": text, "keys": sorted(kwargs), "data": open(path).read()}
+"""
+
+
+def test_hostile_strings_survive_into_every_generated_file(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "project", hostile_config(), HOSTILE_SCRIPT, files={DATA_FILE: "a\n1\n"})
+    project = Project(root)
+    project.generate()
+    generated = [path for path in (root / "workflow").rglob("*") if path.is_file()]
+    generated += [path for path in (root / "profiles").rglob("*") if path.is_file()]
+    assert generated and all("\x00" not in path.read_text(encoding="utf-8") for path in generated)
+    import yaml
+
+    for profile in (root / "profiles").rglob("config.yaml"):
+        yaml.safe_load(profile.read_text(encoding="utf-8"))  # every profile is still valid YAML
+    dry = project.dry_run()
+    assert "load" in dry.output
+    project.snakemake()
+    assert project.value("load", "text") == HOSTILE + "\x00\x1b\n"
+    assert HOSTILE in project.value("load", "keys")
+    assert project.value("load", "data") == "a\n1\n"
+
+
+@pytest.mark.parametrize(("changes", "sections", "field"), [
+    ({"description": "bad\x00byte"}, {}, "description"),
+    ({"description": "escape \x1b[31m red"}, {}, "description"),
+    ({"resources": {"slurm_extra": "--comment=a\x00b"}}, {}, "resources.slurm_extra"),
+    ({"resources": {"qos": "a\nb"}}, {}, "resources.qos"),
+    ({"script_path": "src/mo\x07del.py"}, {}, "script_path"),
+    ({}, {"metadata": {"name": "x\x00y"}}, "metadata.name"),
+    ({}, {"data": {"path": "data/a\x00.csv"}}, "data.path"),
+    ({}, {"execution": {"resources": {"slurm_partition": "gpu\x7f"}}}, "execution.resources.slurm_partition"),
+])
+def test_control_characters_are_rejected(tmp_path: Path, changes: dict[str, Any], sections: dict[str, Any],
+                                         field: str) -> None:
+    config = pipeline([{"name": "load", **changes}], **sections)
+    root = write_project(tmp_path / "project", config, "def load():\n    return {}\n")
+    process = "process 'load': " if changes else ""
+    one_error(root, f"{process}field '{field}'", "control character")
+
+
+def test_braces_in_the_data_path_are_rejected(tmp_path: Path) -> None:
+    config = pipeline([{"name": "load"}], data={"path": "data/{x}.csv"})
+    root = write_project(tmp_path / "project", config, "def load():\n    return {}\n", files={"data/{x}.csv": "a\n"})
+    one_error(root, "field 'data.path'", "wildcard")
+
+
+def test_tabs_and_newlines_in_descriptions_become_spaces(tmp_path: Path) -> None:
+    config = pipeline([{"name": "load", "description": "one\n\ttwo  three\r\n"}], metadata={"name": "a\nb"})
+    project = load_project(write_project(tmp_path / "project", config, "def load():\n    return {}\n"))
+    assert project.processes["load"].description == "one two three" and project.name == "a b"

@@ -137,6 +137,10 @@ def parse_data_path(ctx: ParseContext) -> Path | None:
     if data.get("path") is None:
         return None
     path = ctx.project_file(data["path"], "data.path", None)
+    if "{" in data["path"] or "}" in data["path"]:
+        # The data file is an input of the first rules, and Snakemake reads '{x}' there as a wildcard.
+        raise ctx.error("data.path", f"'{data['path']}' contains '{{' or '}}', which Snakemake reads as a "
+                        "wildcard; rename the file")
     if not path.is_file():
         raise ctx.error("data.path", f"file '{data['path']}' does not exist")
     return path
