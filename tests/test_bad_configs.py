@@ -205,3 +205,81 @@ def test_tabs_and_newlines_in_descriptions_become_spaces(tmp_path: Path) -> None
     config = pipeline([{"name": "load", "description": "one\n\ttwo  three\r\n"}], metadata={"name": "a\nb"})
     project = load_project(write_project(tmp_path / "project", config, "def load():\n    return {}\n"))
     assert project.processes["load"].description == "one two three" and project.name == "a b"
+
+
+# -- item 11: parameters and arguments against the upstream's returned keys -----------------------
+
+FLOW_SCRIPT = """
+    def load():
+        if False:
+            return {"x": 1, "y": 2}
+        return {"x": 3, "z": 4}
+
+    def opaque():
+        result = {"x": 1}
+        return result
+
+    def train(x, lr):
+        return {"model": x * lr}
+"""
+
+
+def flow(load_name: str = "load", **train: Any) -> dict[str, Any]:
+    return pipeline([{"name": "load", "code": load_name},
+                     {"name": "split", "data_parallelism": {"size": 2, "data_name": "x"}, "depends_on": ["load"]},
+                     {"name": "train", "depends_on": ["split"], **train}])
+
+
+def test_parameter_named_like_an_upstream_output(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "project", flow(parameters={"lr": 1, "z": 0}), FLOW_SCRIPT)
+    one_error(root, "process 'train'", "field 'parameters.z'", "parameter 'z' collides with the output 'z' "
+              "of upstream 'split'")
+
+
+def test_global_parameter_named_like_an_upstream_output(tmp_path: Path) -> None:
+    config = flow(parameters={"lr": 1})
+    config["experiment"]["parameters"] = {"y": 5}
+    root = write_project(tmp_path / "project", config, FLOW_SCRIPT)
+    one_error(root, "process 'train'", "field 'parameters.y'", "(a global parameter)")
+
+
+def test_misspelt_argument_is_caught(tmp_path: Path) -> None:
+    script = FLOW_SCRIPT.replace("def train(x, lr):", "def train(x, l_r, epochs=3):")
+    root = write_project(tmp_path / "project", flow(parameters={"lr": 1}), script)
+    one_error(root, "process 'train'", "field 'code'", "required argument 'l_r'", "available: lr, x, y, z")
+
+
+def test_unknown_upstream_keys_raise_nothing(tmp_path: Path) -> None:
+    """``return result`` hides the keys: no static error, whatever the parameters are named."""
+    script = FLOW_SCRIPT.replace("def train(x, lr):", "def train(x, l_r):")
+    root = write_project(tmp_path / "project", flow("opaque", parameters={"x": 1}), script)
+    assert validate(root).returncode == 0
+
+
+def test_valid_flow_validates(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "project", flow(parameters={"lr": 2}), FLOW_SCRIPT)
+    done = validate(root)
+    assert done.returncode == 0 and "error" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(("source", "keys"), [
+    ("def f():\n    return {'a': 1, 'b': 2}\n", {"a", "b"}),
+    ("def f(c):\n    if c:\n        return {'a': 1}\n    return {'b': 2}\n", {"a", "b"}),
+    ("def f():\n    def g():\n        return 1\n    return {'a': g()}\n", {"a"}),
+    ("def f():\n    return {'a': 1, **other}\n", None),
+    ("def f():\n    return {k: 1}\n", None),
+    ("def f():\n    return dict(a=1)\n", None),
+    ("def f():\n    yield {'a': 1}\n", None),
+    ("def f():\n    pass\n", None),
+    ("@wrap\ndef f():\n    return {'a': 1}\n", None),
+    ("def f():\n    return {'a': 1}\nf = other\n", None),
+    ("def f():\n    return {'a': 1}\nfrom m import *\n", None),
+    ("def f():\n    return {'a': 1}\ntry:\n    from fast import f\nexcept ImportError:\n    pass\n", None),
+])
+def test_returned_keys_are_known_only_when_certain(source: str, keys: set[str] | None) -> None:
+    import ast
+
+    from expops_smk.config.dataflow import returned_keys
+
+    found = returned_keys(ast.parse(source), "f")
+    assert (None if found is None else set(found)) == keys

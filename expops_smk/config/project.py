@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from expops_smk.config.charts import is_chart, parse_charts
+from expops_smk.config.dataflow import check_dataflow
 from expops_smk.config.execution import parse_execution
 from expops_smk.config.model import DEFAULT_RANDOM_SEED, ProjectConfig
 from expops_smk.config.parser import ParseContext, is_int
@@ -70,6 +71,7 @@ def parse_project(ctx: ParseContext) -> ProjectConfig:
                             scripts, global_parameters)
         for name in order
     }
+    check_dataflow(ctx, processes, global_parameters)
     metadata = ctx.mapping(ctx.raw.get("metadata"), "metadata")
     # One line: the name is written into comments of the generated Snakefile.
     name = ctx.one_line(metadata.get("name", ctx.root.name), "metadata.name", None) or ctx.root.name
