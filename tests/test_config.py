@@ -486,7 +486,7 @@ def test_scripts_are_parsed_not_imported(make_project: MakeProject, tmp_path: Pa
         def train(df):
             return {{}}
     """
-    project = load(make_project(pipeline([{"name": "train"}]), script))
+    project = load(make_project(pipeline([{"name": "train", "parameters": {"df": 1}}]), script))
     assert project.processes["train"].function.params == ("df",)
     assert not sentinel.exists()
 

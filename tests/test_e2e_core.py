@@ -574,7 +574,9 @@ experiment:
 
 ERRORS_MAIN = '''
 def load():
-    return {"data": list(range(10)), "threshold": 1}
+    # Returned through a variable: validation cannot see the keys, so the run-time check is tested.
+    result = {"data": list(range(10)), "threshold": 1}
+    return result
 
 
 def collide(data, threshold):

@@ -232,7 +232,9 @@ experiment:
 
 ERRORS_MAIN = '''
 def load():
-    return {"data": [1, 2], "threshold": 2}
+    # Returned through a variable: validation cannot see the keys, so the run-time checks are tested.
+    result = {"data": [1, 2], "threshold": 2}
+    return result
 
 
 def collide(data):

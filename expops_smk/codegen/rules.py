@@ -9,6 +9,7 @@ whose code or parameters changed.
 from __future__ import annotations
 
 import json
+import re
 from string import Template
 
 from expops_smk.codegen.directives import job_module, rule_directives
@@ -44,7 +45,7 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         inputs.append(f"{INDENT}{rule_name(parent)}={input_pattern(parent_layout, node_stack)},")
     if not spec.parents and project.data_path is not None:
         data = project.data_path.relative_to(project.root).as_posix()
-        inputs.append(f'{INDENT}raw_data=ancient("{data}"),')
+        inputs.append(f'{INDENT}raw_data=ancient({_python_string(data)}),')
         inputs.append(f'{INDENT}raw_data_digest="{DATA_DIGEST}",')
     input_block = ("    input:\n" + "\n".join(inputs) + "\n") if inputs else ""
     wildcards = wildcards_of(node_stack)
@@ -91,7 +92,7 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
     lines = []
     if spec.function is not None:
         lines.append(f'code="code of {spec.function.name}(): {spec.function.code_hash}"')
-        parameters = json.dumps(accepted_parameters(project, spec), sort_keys=True, default=str)
+        parameters = _without_wildcards(json.dumps(accepted_parameters(project, spec), sort_keys=True, default=str))
         lines.append(f"parameters={_python_string(parameters)}")
     else:
         lines.append('code="builtin-split-1"')
@@ -106,6 +107,16 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
     return "\n".join(f"{INDENT}{line}," for line in lines)
 
 
+def _without_wildcards(json_text: str) -> str:
+    """JSON whose strings spell '{' as ``\\u007b``: Snakemake would read ``{name}`` in a params
+    string as a wildcard (it has no escape for braces). A structural '{' is always followed by '"'
+    or '}', so only braces inside strings change, and the JSON still decodes to the same value."""
+    return _WILDCARD_START.sub(r"\\u007b", json_text)
+
+
+_WILDCARD_START = re.compile(r"\{(?=\s*\w)")
+
+
 def _python_string(text: str) -> str:
-    """A Python literal for ``text`` that Snakemake will not try to format ({ } are safe in params)."""
+    """A Python literal for ``text`` (quotes, backslashes and control characters escaped)."""
     return repr(text)

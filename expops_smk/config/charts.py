@@ -45,7 +45,7 @@ def parse_charts(ctx: ParseContext, items: Mapping[str, dict[str, Any]], process
         script, function = resolve_function(ctx, name, item, dict(scripts), is_split=False, is_aggregation=False)
         assert script is not None and function is not None
         charts[name] = ChartSpec(name=name, script=script, function=function, selectors=selectors,
-                                 description=str(item.get("description", "")))
+                                 description=ctx.one_line(item.get("description", ""), "description", name))
     return charts
 
 

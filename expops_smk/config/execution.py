@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from expops_smk.config.compute import read_compute_config
-from expops_smk.config.model import ExecutionSettings, ProcessSpec
+from expops_smk.config.model import DEFAULT_MAX_NODES, ExecutionSettings, ProcessSpec
 from expops_smk.config.parser import ParseContext
 
-EXECUTION_KEYS = {"resources", "group_chains", "local_processes", "benchmark", "jobs", "warm_start"}
+EXECUTION_KEYS = {"resources", "group_chains", "local_processes", "benchmark", "jobs", "warm_start", "max_nodes"}
 LOCAL_SPLITS = "splits"
 _ALIASES = {"threads": "cpus", "gpu": "gpus"}
 
@@ -43,6 +43,7 @@ def parse_execution(parser: ParseContext, processes: Mapping[str, ProcessSpec],
         benchmark=_parse_flag(parser, raw.get("benchmark", False), "execution.benchmark"),
         jobs=_parse_jobs(parser, raw.get("jobs"), compute_jobs),
         warm_start=_parse_flag(parser, raw.get("warm_start", True), "execution.warm_start"),
+        max_nodes=_parse_max_nodes(parser, raw.get("max_nodes", DEFAULT_MAX_NODES)),
     )
 
 
@@ -82,6 +83,13 @@ def _parse_jobs(parser: ParseContext, value: Any, fallback: int | None) -> int |
         return fallback
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise parser.error("execution.jobs", f"must be a positive integer, got {value!r}")
+    return value
+
+
+def _parse_max_nodes(parser: ParseContext, value: Any) -> int:
+    """The bound on the expanded graph's node count, checked where the graph is expanded."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise parser.error("execution.max_nodes", f"must be a positive integer, got {value!r}")
     return value
 
 

@@ -39,6 +39,11 @@ def parse_data_parallelism(ctx: ParseContext, name: str, item: dict[str, Any]) -
             raise ctx.error("data_parallelism.size", f"must be a positive integer (at most {MAX_FANOUT}), got {size}", name)
         return DataSplit(int(size), None, data_name), aggregation
     if isinstance(size, list) and size and len(size) <= MAX_FANOUT and all(is_int(n) and n >= 0 for n in size):
+        empty = [str(index) for index, rows in enumerate(size, start=1) if rows == 0]
+        if empty:
+            # ExpOps accepts a 0 (its sizes are non-negative), so this stays valid, but never silent.
+            ctx.warnings.append(f"{ctx.file}: process '{name}': field 'data_parallelism.size': partition(s) "
+                                f"p{', p'.join(empty)} get 0 rows; their nodes run on empty data")
         return DataSplit(len(size), tuple(int(n) for n in size), data_name), aggregation
     raise ctx.error("data_parallelism.size",
                     f"must be a positive integer or a non-empty list of non-negative integers, got {size!r}", name)

@@ -15,6 +15,7 @@ from expops_smk.config.codehash import FunctionInfo
 
 DEFAULT_RANDOM_SEED = 42
 DEFAULT_DATA_NAME = "data"
+DEFAULT_MAX_NODES = 200_000
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,9 @@ class ExecutionSettings:
     of partition x seed chains bundled into one cluster submission (0: no groups);
     ``local_processes`` are resolved process names; ``jobs`` is how many cluster jobs may be
     queued or running at once (``None``: the profile's default); ``warm_start``: local jobs are
-    forked from a warm interpreter (see ``expops_smk.runtime.launch``).
+    forked from a warm interpreter (see ``expops_smk.runtime.launch``); ``max_nodes`` bounds the
+    expanded graph (Snakemake needs seconds per few thousand jobs just to plan, so a fan-out typo
+    must fail at validation instead of hanging ``snakemake -n``).
     """
 
     resources: Mapping[str, Any] = field(default_factory=dict)
@@ -43,11 +46,12 @@ class ExecutionSettings:
     benchmark: bool = False
     jobs: int | None = None
     warm_start: bool = True
+    max_nodes: int = DEFAULT_MAX_NODES
 
     def to_json(self) -> dict[str, Any]:
         return {"resources": dict(self.resources), "group_chains": self.group_chains,
                 "local_processes": list(self.local_processes), "benchmark": self.benchmark, "jobs": self.jobs,
-                "warm_start": self.warm_start}
+                "warm_start": self.warm_start, "max_nodes": self.max_nodes}
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any] | None) -> ExecutionSettings:
@@ -55,7 +59,7 @@ class ExecutionSettings:
             return cls()
         return cls(resources=dict(payload["resources"]), group_chains=payload["group_chains"],
                    local_processes=tuple(payload["local_processes"]), benchmark=payload["benchmark"],
-                   jobs=payload["jobs"], warm_start=payload["warm_start"])
+                   jobs=payload["jobs"], warm_start=payload["warm_start"], max_nodes=payload.get("max_nodes", DEFAULT_MAX_NODES))
 
 
 @dataclass(frozen=True)

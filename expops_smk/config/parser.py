@@ -8,6 +8,7 @@ warnings and checks the value shapes that every section shares.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -15,6 +16,9 @@ from expops_smk.errors import ConfigError, shown_path
 
 RESOURCE_KEYS = {"cpus", "threads", "mem_mb", "runtime", "gpus", "gpu", "slurm_partition",
                  "slurm_account", "slurm_extra", "constraint", "qos", "disk_mb", "tmpdir"}
+# C0/C1 control characters (NUL, ESC, DEL, ...): Snakemake cannot parse a Snakefile holding a NUL,
+# and none of them is ever meant in a name, path, description or sbatch option.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _INTEGER_RESOURCES = {"cpus", "threads", "mem_mb", "runtime", "gpus", "gpu", "disk_mb"}
 
 
@@ -68,10 +72,24 @@ class ParseContext:
                 raise self.error(where, f"{type(item).__name__} value '{item}' is not plain data "
                                  "(strings, numbers, booleans, null, lists, mappings); quote it", process)
 
+    def check_text(self, text: str, field_name: str, process: str | None) -> str:
+        """``text`` unchanged, unless it holds a control character: those reach generated files."""
+        found = CONTROL_CHARACTERS.search(text)
+        if found:
+            raise self.error(field_name, f"contains the control character {found.group()!r} at position "
+                             f"{found.start()}; remove it", process)
+        return text
+
+    def one_line(self, value: Any, field_name: str, process: str | None) -> str:
+        """Free text written into generated files (docstrings, comments): runs of whitespace
+        (tabs, newlines) become one space; any other control character is an error."""
+        return self.check_text(" ".join(str(value).split()), field_name, process)
+
     def project_file(self, rel: Any, field_name: str, process: str | None) -> Path:
         """Resolve a path named in the config; it must stay inside the project folder."""
         if not isinstance(rel, str) or not rel.strip():
             raise self.error(field_name, "must be a relative file path", process)
+        self.check_text(rel, field_name, process)
         path = (self.root / rel).resolve()
         if not path.is_relative_to(self.root):
             raise self.error(field_name, f"'{rel}' points outside the project folder", process)
@@ -86,6 +104,8 @@ class ParseContext:
                     raise self.error(f"{field_name}.{key}", f"must be a non-negative integer, got {amount!r}", name)
             elif not isinstance(amount, (str, int)) or isinstance(amount, bool):
                 raise self.error(f"{field_name}.{key}", f"must be a string, got {amount!r}", name)
+            elif isinstance(amount, str):
+                self.check_text(amount, f"{field_name}.{key}", name)
         return dict(resources)
 
     def aggregation_flag(self, name: str, item: dict[str, Any], flag: str, section: dict[str, Any]) -> bool:

@@ -41,7 +41,7 @@ def build_process(ctx: ParseContext, name: str, item: dict[str, Any], parents: t
         raise ctx.error("retries", f"must be a non-negative integer, got {retries!r}", name)
     return ProcessSpec(
         name=name,
-        description=str(description),
+        description=ctx.one_line(description, "description", name),
         script=script,
         function=function,
         parameters=own_parameters,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from expops_smk.config.charts import is_chart, parse_charts
+from expops_smk.config.dataflow import check_dataflow
 from expops_smk.config.execution import parse_execution
 from expops_smk.config.model import DEFAULT_RANDOM_SEED, ProjectConfig
 from expops_smk.config.parser import ParseContext, is_int
@@ -59,6 +60,8 @@ def parse_project(ctx: ParseContext) -> ProjectConfig:
             edges.append((parent, name, "depends_on"))
     edges = without_chart_edges(ctx, edges, chart_items)
     order = topological_order(ctx, declared, edges)
+    if not order:
+        raise ctx.error("pipeline.processes", "the pipeline has no processes: there is nothing to run")
     parents: dict[str, list[str]] = {name: [] for name in order}
     for source, target, _ in edges:
         if source not in parents[target]:
@@ -68,9 +71,10 @@ def parse_project(ctx: ParseContext) -> ProjectConfig:
                             scripts, global_parameters)
         for name in order
     }
+    check_dataflow(ctx, processes, global_parameters)
     metadata = ctx.mapping(ctx.raw.get("metadata"), "metadata")
     # One line: the name is written into comments of the generated Snakefile.
-    name = " ".join(str(metadata.get("name", ctx.root.name)).split()) or ctx.root.name
+    name = ctx.one_line(metadata.get("name", ctx.root.name), "metadata.name", None) or ctx.root.name
     execution = parse_execution(ctx, processes, default_resources)
     charts = parse_charts(ctx, chart_items, processes, scripts)
     return ProjectConfig(
@@ -135,6 +139,10 @@ def parse_data_path(ctx: ParseContext) -> Path | None:
     if data.get("path") is None:
         return None
     path = ctx.project_file(data["path"], "data.path", None)
+    if "{" in data["path"] or "}" in data["path"]:
+        # The data file is an input of the first rules, and Snakemake reads '{x}' there as a wildcard.
+        raise ctx.error("data.path", f"'{data['path']}' contains '{{' or '}}', which Snakemake reads as a "
+                        "wildcard; rename the file")
     if not path.is_file():
         raise ctx.error("data.path", f"file '{data['path']}' does not exist")
     return path

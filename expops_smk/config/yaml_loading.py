@@ -3,7 +3,8 @@
 A config is user input that anything may have written (a generator, a merge gone wrong, a hostile
 collaborator), so it is loaded with the safe loader (no Python tags), capped in bytes and in the
 number of values it expands to (alias bombs), and every fault becomes a ``ConfigError`` naming the
-file and line instead of a YAML traceback.
+file and line instead of a YAML traceback. A key given twice in one mapping is an error too:
+YAML loaders silently keep the last one, so a second ``parameters:`` would replace the first.
 """
 
 from __future__ import annotations
@@ -24,6 +25,39 @@ def safe_loader() -> type:
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+_STRICT_LOADERS: dict[type, type] = {}
+
+
+def strict_loader(base: type) -> type:
+    """``base`` with mappings that reject a key given twice (naming its line and the first one).
+
+    Only construction changes, so the libyaml parser of ``CSafeLoader`` stays in use. Keys that
+    arrive through a ``<<`` merge may be overridden, as YAML intends; explicit keys may not.
+    """
+    if base not in _STRICT_LOADERS:
+        import yaml
+
+        def construct_mapping(self: Any, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                first: dict[Any, Any] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        earlier = first.setdefault(key, key_node)
+                    except TypeError:
+                        continue  # an unhashable key: the base constructor reports it
+                    if earlier is not key_node:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key!r} (first given at line {earlier.start_mark.line + 1})",
+                            key_node.start_mark)
+            return base.construct_mapping(self, node, deep)
+
+        _STRICT_LOADERS[base] = type(f"Strict{base.__name__}", (base,), {"construct_mapping": construct_mapping})
+    return _STRICT_LOADERS[base]
+
+
 def read_yaml(path: Path, root: Path) -> dict[str, Any]:
     shown = shown_path(path, root)
     if not path.is_file():
@@ -41,7 +75,7 @@ def read_yaml(path: Path, root: Path) -> dict[str, Any]:
     import yaml  # here, not at module top: jobs import this module (through the plan) but never read YAML
 
     try:
-        loaded = yaml.load(text, Loader=safe_loader())
+        loaded = yaml.load(text, Loader=strict_loader(safe_loader()))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

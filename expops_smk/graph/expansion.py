@@ -20,11 +20,6 @@ from expops_smk.config.model import ProcessSpec, ProjectConfig
 from expops_smk.errors import ConfigError, shown_path
 from expops_smk.graph.nodes import Layer, Node, NodeInput, Stack, parse_partition, parse_seed
 
-# Far beyond what Snakemake can schedule (~40k jobs take 20 s just to plan); a typo such as
-# `size: 100000` under 1000 seeds must fail at validation rather than hang graph and generate.
-MAX_NODES = 1_000_000
-
-
 @dataclass(frozen=True)
 class ProcessLayout:
     """The fan-out structure of one process, independent of how many nodes it expands to."""
@@ -116,9 +111,21 @@ class Graph:
         for spec in project.processes.values():
             self.layouts[spec.name] = layout = self._layout(spec)
             self._plans[spec.name] = [self._input_plan(layout, parent) for parent in spec.parents]
-            if layout.node_count() > MAX_NODES:
-                raise self._error(spec, "depends_on", f"the fan-outs above it ({_describe(layout.stack)}) expand it "
-                                  f"to {layout.node_count()} nodes; the limit is {MAX_NODES} per process")
+        self._check_size()
+
+    def _check_size(self) -> None:
+        """Bound the node count (arithmetic on the layouts, no enumeration): a typo such as
+        ``size: 1000`` under 1000 seeds must fail at validation, not hang ``snakemake -n``."""
+        limit = self.project.execution.max_nodes
+        total = self.node_count()
+        if total <= limit:
+            return
+        largest = max(self.layouts.values(), key=ProcessLayout.node_count)
+        product = " × ".join(f"{len(layer.values):,} {'partitions' if layer.kind == 'data' else 'seeds'} "
+                             f"of '{layer.owner}'" for layer in largest.stack)
+        raise self._error(largest.spec, "execution.max_nodes",
+                          f"the fan-outs expand the project to {total:,} nodes ('{largest.name}' alone has "
+                          f"{largest.node_count():,}: {product}); the limit is {limit:,} (execution.max_nodes)")
 
     # -- structure ----------------------------------------------------------------------------
     def _error(self, spec: ProcessSpec, field: str, message: str) -> ConfigError:

@@ -96,6 +96,12 @@ class NodeRun:
         self.log.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {message}\n")
         self.log.flush()
 
+    def warn(self, message: str) -> None:
+        """One line naming the node, on stderr (the run's output) and in the node log."""
+        line = f"warning: node '{self.node.label}': {message}"
+        print(line, file=sys.stderr, flush=True)
+        self.say(line)
+
     def fail(self, message: str) -> NodeError:
         return NodeError(self.node.label, message)
 
@@ -307,7 +313,7 @@ class NodeRun:
         return function
 
     def split(self, result: dict[str, Any]) -> list[dict[str, Any]]:
-        from expops_smk.runtime.splitting import SplitError, split_rows
+        from expops_smk.runtime.splitting import SplitError, empty_partitions, split_rows
 
         split = self.spec.data_split
         assert split is not None
@@ -318,6 +324,10 @@ class NodeRun:
             parts = split_rows(result[split.data_name], split.count, split.row_counts)
         except SplitError as exc:
             raise self.fail(f"data_parallelism: {exc}") from None
+        empty = empty_partitions(parts)
+        if empty and split.row_counts is None:  # explicit 0 sizes were already warned about at validation
+            self.warn(f"data_parallelism.size {split.count}: the data has fewer rows than partitions; "
+                      f"partition(s) p{', p'.join(map(str, empty))} are empty")
         return [{**result, split.data_name: part} for part in parts]
 
 

@@ -1,7 +1,9 @@
 """Split a value into data partitions the way ExpOps does.
 
 ``size: N`` gives N contiguous slices of near-equal length, the first ``total % N`` one row longer;
-``size: [a, b, c]`` gives slices of exactly those lengths, which must add up to the total. Slices of
+``size: [a, b, c]`` gives slices of exactly those lengths, which must add up to the total. With
+fewer rows than partitions, ``size: N`` leaves the last partitions empty (as ExpOps does); the
+runtime warns about them (``empty_partitions``). Slices of
 DataFrames, Arrow tables and numpy arrays are views, not copies: a split costs no extra memory
 before its partitions are written.
 """
@@ -30,6 +32,19 @@ def partition_bounds(total: int, count: int, row_counts: Sequence[int] | None) -
         bounds.append((start, start + length))
         start += length
     return bounds
+
+
+def empty_partitions(parts: Sequence[Any]) -> list[int]:
+    """Numbers (1-based, as in ``p1``) of the partitions that received no rows."""
+    return [index for index, part in enumerate(parts, start=1) if _rows(part) == 0]
+
+
+def _rows(part: Any) -> int:
+    if hasattr(part, "num_rows"):
+        return int(part.num_rows)
+    if hasattr(part, "shape"):
+        return int(part.shape[0])
+    return len(part)
 
 
 def split_rows(value: Any, count: int, row_counts: Sequence[int] | None = None) -> list[Any]:
