@@ -34,7 +34,8 @@ class ExecutionSettings:
     of partition x seed chains bundled into one cluster submission (0: no groups);
     ``local_processes`` are resolved process names; ``jobs`` is how many cluster jobs may be
     queued or running at once (``None``: the profile's default); ``warm_start``: local jobs are
-    forked from a warm interpreter (see ``expops_smk.runtime.launch``).
+    forked from a warm interpreter (see ``expops_smk.runtime.launch``);
+    ``track_library_versions``: installed library versions are part of the run key.
     """
 
     resources: Mapping[str, Any] = field(default_factory=dict)
@@ -43,11 +44,12 @@ class ExecutionSettings:
     benchmark: bool = False
     jobs: int | None = None
     warm_start: bool = True
+    track_library_versions: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {"resources": dict(self.resources), "group_chains": self.group_chains,
                 "local_processes": list(self.local_processes), "benchmark": self.benchmark, "jobs": self.jobs,
-                "warm_start": self.warm_start}
+                "warm_start": self.warm_start, "track_library_versions": self.track_library_versions}
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any] | None) -> ExecutionSettings:
@@ -55,7 +57,8 @@ class ExecutionSettings:
             return cls()
         return cls(resources=dict(payload["resources"]), group_chains=payload["group_chains"],
                    local_processes=tuple(payload["local_processes"]), benchmark=payload["benchmark"],
-                   jobs=payload["jobs"], warm_start=payload["warm_start"])
+                   jobs=payload["jobs"], warm_start=payload["warm_start"],
+                   track_library_versions=payload["track_library_versions"])
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,10 @@ class ProcessSpec:
     parents: tuple[str, ...] = ()
     resources: Mapping[str, Any] = field(default_factory=dict)
     retries: int = 0
+    # Project modules the script reaches (relative path -> canonical hash) and the installed
+    # distributions it imports (name -> version at generation); see config.imports/libraries.
+    modules: Mapping[str, str] = field(default_factory=dict)
+    libraries: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_split(self) -> bool:

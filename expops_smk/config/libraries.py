@@ -1,0 +1,78 @@
+"""Which installed distributions (and versions) a process's code imports.
+
+Upgrading scikit-learn can change a model's results although no file of the project changed, so
+the run key and the rule's ``params:`` carry the version of every third-party distribution whose
+top-level modules the process's script or its project modules import (``config.imports``).
+Generation maps module names to distributions once (``packages_distributions`` reads every
+installed distribution's metadata); each job then asks only for the versions of the distributions
+the plan names, from the metadata on disk, so it records what is installed when it runs.
+Standard-library modules and expops-smk itself never count: expops-smk's own formats are part of
+the run key already.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import re
+import sys
+from typing import Iterable
+
+_OWN = "expops-smk"
+_names: dict[str, list[str]] | None = None
+
+
+def library_versions(modules: Iterable[str]) -> dict[str, str]:
+    """``{distribution: version}`` of the installed distributions providing these top-level modules."""
+    global _names
+    if _names is None:
+        _names = importlib.metadata.packages_distributions()
+    found: dict[str, str] = {}
+    for module in modules:
+        if module in sys.stdlib_module_names or module in sys.builtin_module_names:
+            continue
+        for dist in _names.get(module, ()):
+            if _normalized(dist) == _OWN:
+                continue
+            version = _version(dist)
+            if version is not None:
+                found[dist] = version
+    return dict(sorted(found.items()))
+
+
+def installed_versions(distributions: Iterable[str]) -> dict[str, str | None]:
+    """The versions installed now (None: uninstalled since generation), read fresh from disk.
+
+    ``invalidate_caches`` drops importlib.metadata's directory caches, which a job forked from
+    the warm server inherits from before an upgrade.
+    """
+    importlib.invalidate_caches()
+    return {dist: _version(dist) for dist in sorted(distributions)}
+
+
+def metadata_folders(distributions: Iterable[str]) -> list[str]:
+    """Where each distribution's metadata lives (its ``*.dist-info`` folder), for cheap ``stat``s.
+
+    An upgrade replaces the folder (its name carries the version), so a changed fingerprint tells
+    the Snakefile to regenerate. Distributions found some other way (eggs, zip files) have none.
+    """
+    folders = []
+    for dist in distributions:
+        try:
+            path = getattr(importlib.metadata.distribution(dist), "_path", None)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        if path is not None:
+            folders.append(str(path))
+    return sorted(folders)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
