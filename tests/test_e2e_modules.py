@@ -14,6 +14,7 @@ import pytest
 
 from e2e import CALLS_HELPER, EXPOPS_SMK, Project, Run
 from projects import write_project
+from reliability_projects import stop_warm_processes
 
 pytestmark = pytest.mark.e2e
 
@@ -45,6 +46,7 @@ def total(data):
 '''
 
 USES = CALLS_HELPER + '''
+import tinylib  # noqa: F401  (top level: the warm server preloads it)
 from helpers import bump
 
 
@@ -73,8 +75,9 @@ def install_tinylib(site: Path, version: str) -> None:
         for file in old.iterdir():
             file.unlink()
         old.rmdir()
-    (site / "tinylib").mkdir(parents=True, exist_ok=True)
-    (site / "tinylib" / "__init__.py").write_text("ONE = 1\n", encoding="utf-8")
+    if not (site / "tinylib").is_dir():  # the module file stays as it is: only the metadata changes
+        (site / "tinylib").mkdir(parents=True)
+        (site / "tinylib" / "__init__.py").write_text("ONE = 1\n", encoding="utf-8")
     info = site / f"tinylib-{version}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: tinylib\nVersion: {version}\n", encoding="utf-8")
@@ -139,6 +142,23 @@ def test_library_upgrade_reruns_only_importing_processes(tmp_path: Path, monkeyp
     assert sorted(run.calls) == ["work 1", "work 3"]
     assert project.run_record("work", "p1")["payload"]["libraries"] == {"tinylib": "1.1"}
     assert all(line == "up to date" for line in status(project).values())
+
+
+def test_warm_server_that_preloaded_the_old_version_is_retired(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server imported tinylib 1.0 and the module file does not change in the upgrade; the
+    regenerated plan (it carries the versions) retires the server, and the node records 1.1."""
+    monkeypatch.setenv("EXPOPS_SMK_WARM_IDLE", "60")
+    project = make(tmp_path, monkeypatch)
+    try:
+        assert "forked" in (project.root / ".expops/warm_server.log").read_text(encoding="utf-8")
+        install_tinylib(tmp_path / "site", "1.1")
+        run = project.snakemake()
+        assert run.executed == WORK
+        assert "refusing a job: stale" in (project.root / ".expops/warm_server.log").read_text(encoding="utf-8")
+        assert project.run_record("work", "p1")["payload"]["libraries"] == {"tinylib": "1.1"}
+    finally:
+        stop_warm_processes(project.root)
 
 
 def test_library_upgrade_runs_nothing_when_tracking_is_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -142,3 +142,22 @@ def test_reached_modules_are_exactly_the_transitive_closure(tmp_path_factory: py
             closure.add(current)
             pending.extend(imports[current])
     assert reached(root) == {f"src/m{i}.py" for i in closure}
+
+
+def test_track_library_versions_must_be_a_flag_and_turns_versions_off(tmp_path: Path) -> None:
+    config = """\
+    scripts: {main: src/main.py}
+    execution: {track_library_versions: %s}
+    experiment:
+      pipeline:
+        process_adjlist: |
+          a
+        processes: [{name: a}]
+    """
+    script = "import yaml\ndef a():\n    return {}\n"
+    on = load_project(write_project(tmp_path / "on", config % "true", script, script_path="src/main.py"))
+    assert on.processes["a"].libraries == {"PyYAML": library_versions({"yaml"})["PyYAML"]}
+    off = load_project(write_project(tmp_path / "off", config % "false", script, script_path="src/main.py"))
+    assert off.processes["a"].libraries == {} and off.execution.track_library_versions is False
+    with pytest.raises(ExpopsError, match="execution.track_library_versions"):
+        load_project(write_project(tmp_path / "bad", config % "'no'", script, script_path="src/main.py"))
