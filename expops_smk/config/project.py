@@ -104,7 +104,7 @@ def with_dependencies(ctx: ParseContext, processes: dict[str, ProcessSpec], scri
     """
     folders = sorted({path.resolve().parent for path in [*scripts.values(), *(
         spec.script for spec in processes.values() if spec.script is not None)]})
-    found: dict[Path, ScriptImports] = {}
+    found: dict[Path, tuple[ScriptImports, dict[str, str]]] = {}
     result = {}
     for name, spec in processes.items():
         if spec.script is None or spec.function is None:
@@ -112,13 +112,13 @@ def with_dependencies(ctx: ParseContext, processes: dict[str, ProcessSpec], scri
             continue
         if spec.script not in found:
             try:
-                found[spec.script] = script_imports(spec.script, ctx.root, folders)
+                imports = script_imports(spec.script, ctx.root, folders)
             except ScriptError as exc:
                 users = [n for n, s in processes.items() if s.script == spec.script and s.function is not None]
                 raise ExpopsError(f"{exc} (imported by process{'es' if len(users) > 1 else ''} "
                                   f"{', '.join(users)})") from None
-        imports = found[spec.script]
-        libraries = library_versions(imports.external) if track_libraries else {}
+            found[spec.script] = imports, library_versions(imports.external) if track_libraries else {}
+        imports, libraries = found[spec.script]
         result[name] = replace(spec, modules=imports.modules, libraries=libraries)
     return result
 
