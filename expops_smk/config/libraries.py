@@ -4,7 +4,8 @@ Upgrading scikit-learn can change a model's results although no file of the proj
 the run key and the rule's ``params:`` carry the version of every third-party distribution whose
 top-level modules the process's script or its project modules import (``config.imports``).
 Generation maps module names to distributions (the expensive part: it reads distributions'
-file lists); each job then asks only for the versions of the distributions the plan names, from the metadata on disk, so it records what is installed when it runs.
+file lists); each job then asks only for the versions of the distributions the plan names, from
+the metadata on disk, so it records what is installed when it runs.
 Standard-library modules and expops-smk itself never count: expops-smk's own formats are part of
 the run key already.
 """
