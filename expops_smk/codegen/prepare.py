@@ -2,7 +2,9 @@
 
 ``prepare`` keeps the generated rules in step with the project without the user having to run
 ``expops-smk generate`` after every edit: if the config, a script or expops-smk itself changed
-since the last generation, it regenerates (rewriting only files whose content changes). It also
+since the last generation, it regenerates (rewriting only files whose content changes). The
+project modules the scripts import count as sources, and the metadata folders of the libraries
+they import are fingerprinted too, so an upgrade refreshes the versions in the rules. It also
 turns the raw data file into a small content digest file that rules depend on, because Snakemake
 compares files over 1 MB by modification time only. Both checks are a handful of ``stat`` calls when
 nothing changed: every cluster job re-parses the Snakefile.
@@ -32,7 +34,8 @@ def prepare(workflow_dir: str | Path) -> None:
     try:
         stamp = _read_stamp(root)
         if (stamp.get("version") != __version__ or "processes" not in stamp
-                or _fingerprints(root, stamp.get("sources", {})) != stamp.get("sources")):
+                or _fingerprints(root, stamp.get("sources", {})) != stamp.get("sources")
+                or _fingerprints(root, stamp.get("libraries", {})) != stamp.get("libraries")):
             generate_project(root)
             stamp = _read_stamp(root)
         _refresh_data_digest(root, stamp)
@@ -54,6 +57,7 @@ def outer(value: str, count: int) -> str:
 def generate_project(root: Path) -> list[GeneratedFile]:
     """Validate, expand and write the workflow of the project in ``root``; record what it read."""
     from expops_smk.codegen.generate import generate
+    from expops_smk.config.libraries import metadata_folders
     from expops_smk.config.project import load_project
     from expops_smk.graph.expansion import build_graph
     from expops_smk.graph.probes import resolve_charts
@@ -62,10 +66,14 @@ def generate_project(root: Path) -> list[GeneratedFile]:
     graph = build_graph(project)
     written = generate(project, graph, resolve_charts(graph))
     sources = [project.config_file, root / COMPUTE_CONFIG_FILE, *project.all_scripts()]
-    rel = sorted({path.relative_to(root).as_posix() for path in sources})
+    rel = {path.relative_to(root).as_posix() for path in sources}
+    rel.update(module for spec in project.processes.values() for module in spec.modules)
+    distributions = {dist for spec in project.processes.values() for dist in spec.libraries}
     stamp = {
         "version": __version__,
-        "sources": _fingerprints(root, dict.fromkeys(rel)),
+        "sources": _fingerprints(root, dict.fromkeys(sorted(rel))),
+        # Absolute *.dist-info folders: an upgrade replaces them, so the rules' versions refresh.
+        "libraries": _fingerprints(root, dict.fromkeys(metadata_folders(distributions))),
         "data_path": None if project.data_path is None else project.data_path.relative_to(root).as_posix(),
         "data": _read_stamp(root).get("data"),  # the raw data digest survives regeneration
         "processes": list(project.processes),

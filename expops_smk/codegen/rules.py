@@ -86,7 +86,9 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
 
     The project's ``random_seed`` only matters to nodes outside seed fan-outs (inside one, the
     branch seed replaces it), so only those carry it. Snakemake prints changed params by value
-    alone ("before: ... now: ..."), so each value says what it is.
+    alone ("before: ... now: ..."), so each value says what it is. ``modules`` and ``libraries``
+    (the project modules and installed distributions the script imports) are included so that an
+    edited helper module or an upgraded library re-runs exactly the processes that import them.
     """
     spec = layout.spec
     lines = []
@@ -96,6 +98,10 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
         lines.append(f"parameters={_python_string(parameters)}")
     else:
         lines.append('code="builtin-split-1"')
+    if spec.modules:
+        lines.append(f"modules={_python_string(' '.join(f'{p}={h}' for p, h in spec.modules.items()))}")
+    if spec.libraries:
+        lines.append(f"libraries={_python_string(' '.join(f'{d}=={v}' for d, v in spec.libraries.items()))}")
     if spec.data_split is not None:
         split = spec.data_split
         size = list(split.row_counts) if split.row_counts is not None else split.count

@@ -182,6 +182,15 @@ class _ModuleIndex:
         return xxhash.xxh3_128_hexdigest("\0".join(canonical).encode("utf-8"))
 
 
+def source_hash(tree: ast.Module) -> str:
+    """Hash a whole module in the canonical form the function hashes use (no docstrings, no
+    positions), so that comments, docstrings and formatting of an imported module never re-run."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, *_FUNCTION, ast.ClassDef)) and node.body and _is_docstring(node.body[0]):
+            del node.body[0]
+    return xxhash.xxh3_128_hexdigest(_canonical(tree).encode("utf-8"))
+
+
 def _function_info(
     node: ast.FunctionDef | ast.AsyncFunctionDef, script: Path, code_hash: str
 ) -> FunctionInfo:

@@ -14,7 +14,8 @@ from expops_smk.config.compute import read_compute_config
 from expops_smk.config.model import DEFAULT_MAX_NODES, ExecutionSettings, ProcessSpec
 from expops_smk.config.parser import ParseContext
 
-EXECUTION_KEYS = {"resources", "group_chains", "local_processes", "benchmark", "jobs", "warm_start", "max_nodes"}
+EXECUTION_KEYS = {"resources", "group_chains", "local_processes", "benchmark", "jobs", "warm_start", "max_nodes",
+                  "track_library_versions"}
 LOCAL_SPLITS = "splits"
 _ALIASES = {"threads": "cpus", "gpu": "gpus"}
 
@@ -44,6 +45,8 @@ def parse_execution(parser: ParseContext, processes: Mapping[str, ProcessSpec],
         jobs=_parse_jobs(parser, raw.get("jobs"), compute_jobs),
         warm_start=_parse_flag(parser, raw.get("warm_start", True), "execution.warm_start"),
         max_nodes=_parse_max_nodes(parser, raw.get("max_nodes", DEFAULT_MAX_NODES)),
+        track_library_versions=_parse_flag(parser, raw.get("track_library_versions", True),
+                                           "execution.track_library_versions"),
     )
 
 

@@ -37,7 +37,8 @@ class ExecutionSettings:
     queued or running at once (``None``: the profile's default); ``warm_start``: local jobs are
     forked from a warm interpreter (see ``expops_smk.runtime.launch``); ``max_nodes`` bounds the
     expanded graph (Snakemake needs seconds per few thousand jobs just to plan, so a fan-out typo
-    must fail at validation instead of hanging ``snakemake -n``).
+    must fail at validation instead of hanging ``snakemake -n``); ``track_library_versions``:
+    installed library versions are part of the run key.
     """
 
     resources: Mapping[str, Any] = field(default_factory=dict)
@@ -47,11 +48,13 @@ class ExecutionSettings:
     jobs: int | None = None
     warm_start: bool = True
     max_nodes: int = DEFAULT_MAX_NODES
+    track_library_versions: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {"resources": dict(self.resources), "group_chains": self.group_chains,
                 "local_processes": list(self.local_processes), "benchmark": self.benchmark, "jobs": self.jobs,
-                "warm_start": self.warm_start, "max_nodes": self.max_nodes}
+                "warm_start": self.warm_start, "max_nodes": self.max_nodes,
+                "track_library_versions": self.track_library_versions}
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any] | None) -> ExecutionSettings:
@@ -59,7 +62,8 @@ class ExecutionSettings:
             return cls()
         return cls(resources=dict(payload["resources"]), group_chains=payload["group_chains"],
                    local_processes=tuple(payload["local_processes"]), benchmark=payload["benchmark"],
-                   jobs=payload["jobs"], warm_start=payload["warm_start"], max_nodes=payload.get("max_nodes", DEFAULT_MAX_NODES))
+                   jobs=payload["jobs"], warm_start=payload["warm_start"], max_nodes=payload["max_nodes"],
+                   track_library_versions=payload["track_library_versions"])
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,10 @@ class ProcessSpec:
     parents: tuple[str, ...] = ()
     resources: Mapping[str, Any] = field(default_factory=dict)
     retries: int = 0
+    # Project modules the script reaches (relative path -> canonical hash) and the installed
+    # distributions it imports (name -> version at generation); see config.imports/libraries.
+    modules: Mapping[str, str] = field(default_factory=dict)
+    libraries: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_split(self) -> bool:

@@ -10,18 +10,23 @@ merges of different fan-outs) and chart selectors are checked where the graph is
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from expops_smk.config.charts import is_chart, parse_charts
 from expops_smk.config.dataflow import check_dataflow
+from expops_smk.config.codehash import ScriptError
 from expops_smk.config.execution import parse_execution
-from expops_smk.config.model import DEFAULT_RANDOM_SEED, ProjectConfig
+from expops_smk.config.imports import ScriptImports, script_imports
+from expops_smk.config.libraries import library_versions
+from expops_smk.config.model import DEFAULT_RANDOM_SEED, ProcessSpec, ProjectConfig
 from expops_smk.config.parser import ParseContext, is_int
 from expops_smk.config.pipeline import (parse_adjlist, parse_depends_on, parse_process_list, topological_order,
                                         without_chart_edges)
 from expops_smk.config.processes import build_process
 from expops_smk.config.yaml_loading import read_yaml
+from expops_smk.errors import ExpopsError
 from expops_smk.layout import CONFIG_FILE
 
 _TOP_LEVEL_KEYS = {
@@ -76,6 +81,7 @@ def parse_project(ctx: ParseContext) -> ProjectConfig:
     # One line: the name is written into comments of the generated Snakefile.
     name = ctx.one_line(metadata.get("name", ctx.root.name), "metadata.name", None) or ctx.root.name
     execution = parse_execution(ctx, processes, default_resources)
+    processes = with_dependencies(ctx, processes, scripts, execution.track_library_versions)
     charts = parse_charts(ctx, chart_items, processes, scripts)
     return ProjectConfig(
         root=ctx.root,
@@ -91,6 +97,34 @@ def parse_project(ctx: ParseContext) -> ProjectConfig:
         charts=charts,
         warnings=tuple(ctx.warnings),
     )
+
+
+def with_dependencies(ctx: ParseContext, processes: dict[str, ProcessSpec], scripts: dict[str, Path],
+                      track_libraries: bool) -> dict[str, ProcessSpec]:
+    """Each process with the project modules and library versions its script reaches.
+
+    A module that cannot be parsed fails validation in one line naming it and every process
+    whose script imports it (the runtime would fail importing it anyway).
+    """
+    folders = sorted({path.resolve().parent for path in [*scripts.values(), *(
+        spec.script for spec in processes.values() if spec.script is not None)]})
+    found: dict[Path, tuple[ScriptImports, dict[str, str]]] = {}
+    result = {}
+    for name, spec in processes.items():
+        if spec.script is None or spec.function is None:
+            result[name] = spec
+            continue
+        if spec.script not in found:
+            try:
+                imports = script_imports(spec.script, ctx.root, folders)
+            except ScriptError as exc:
+                users = [n for n, s in processes.items() if s.script == spec.script and s.function is not None]
+                raise ExpopsError(f"{exc} (imported by process{'es' if len(users) > 1 else ''} "
+                                  f"{', '.join(users)})") from None
+            found[spec.script] = imports, library_versions(imports.external) if track_libraries else {}
+        imports, libraries = found[spec.script]
+        result[name] = replace(spec, modules=imports.modules, libraries=libraries)
+    return result
 
 
 def locate_pipeline(ctx: ParseContext) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -18,8 +18,9 @@ from expops_smk.config.codehash import FunctionInfo
 from expops_smk.config.model import ChartSpec, DataSplit, ExecutionSettings, ProcessSpec, ProjectConfig
 from expops_smk.graph.probes import Probe, ResolvedChart
 
-PLAN_FORMAT = 2
-"""2: charts carry their selectors beside the resolved probes."""
+PLAN_FORMAT = 3
+"""2: charts carry their selectors beside the resolved probes. 3: processes carry the project
+modules and library versions their scripts import."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ def plan_to_json(project: ProjectConfig, charts: Mapping[str, ResolvedChart]) ->
             "parents": list(spec.parents),
             "resources": spec.resources,
             "retries": spec.retries,
+            "modules": dict(spec.modules),
+            "libraries": dict(spec.libraries),
         })
     payload = {
         "format": PLAN_FORMAT,
@@ -131,6 +134,8 @@ def plan_from_json(text: str, root: Path) -> Plan:
             parents=tuple(item["parents"]),
             resources=item["resources"],
             retries=item["retries"],
+            modules=item["modules"],
+            libraries=item["libraries"],
         )
     charts = _charts_from_json(payload["charts"], root)
     project = ProjectConfig(

@@ -112,6 +112,8 @@ def _differences(recorded: dict[str, Any], current: dict[str, Any], graph: Graph
     reasons: list[str] = []
     if recorded.get("code") != current["code"]:
         reasons.append("code changed")
+    reasons += _changed_modules(recorded.get("modules") or {}, current["modules"])
+    reasons += _changed_libraries(recorded.get("libraries") or {}, current["libraries"])
     old_params, new_params = recorded.get("parameters") or {}, current["parameters"]
     for key in sorted(set(old_params) | set(new_params)):
         if old_params.get(key, _MISSING) != new_params.get(key, _MISSING):
@@ -129,6 +131,23 @@ def _differences(recorded: dict[str, Any], current: dict[str, Any], graph: Graph
     if recorded.get("format") != current["format"] and not reasons:
         reasons.append("recorded by another expops-smk version")
     return reasons
+
+
+def _changed_modules(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """One reason per project module whose canonical source changed, appeared or is no longer used."""
+    reasons = []
+    for path in sorted(set(old) | set(new)):
+        if path not in new:
+            reasons.append(f"code changed: {path} no longer imported")
+        elif old.get(path) != new[path]:
+            reasons.append(f"code changed: {path}")
+    return reasons
+
+
+def _changed_libraries(old: dict[str, str | None], new: dict[str, str | None]) -> list[str]:
+    """One reason per distribution whose installed version differs, as ``name old → new``."""
+    return [f"{name} {old.get(name) or 'none'} → {new.get(name) or 'none'}"
+            for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
 
 
 _MISSING = object()

@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
+from expops_smk.config.libraries import installed_versions
 from expops_smk.config.model import ProcessSpec, ProjectConfig, accepted_parameters
 from expops_smk.graph.nodes import Node, NodeInput
 from expops_smk.store.artifacts import Artifact
 from expops_smk.store.hashing import hash_bytes
 
-RUNTIME_FORMAT = 3
+RUNTIME_FORMAT = 4
 """Part of every run key. 2: user scripts are imported under location-independent module names,
 so pickles of classes defined in them differ from (and are readable unlike) those of format 1.
-3: RNGs are seeded from the node's canonical id, not its process name (unseeded draws changed)."""
+3: RNGs are seeded from the node's canonical id, not its process name (unseeded draws changed).
+4: the key covers the project modules and library versions the process's script imports."""
 
 
 def run_payload(project: ProjectConfig, spec: ProcessSpec, node: Node,
@@ -33,6 +35,10 @@ def run_payload(project: ProjectConfig, spec: ProcessSpec, node: Node,
         "format": RUNTIME_FORMAT,
         "node": node.id,
         "code": function.code_hash if function else "builtin-split-1",
+        # Readable per file and per distribution, so status can name what changed. Versions are
+        # read where the payload is made (the job's environment), not taken from generation.
+        "modules": dict(spec.modules),
+        "libraries": installed_versions(spec.libraries),
         "parameters": accepted_parameters(project, spec),
         "fanout": [spec.data_split and [spec.data_split.count, spec.data_split.row_counts,
                                         spec.data_split.data_name], spec.seeds],
