@@ -99,7 +99,7 @@ class NodeRun:
     def warn(self, message: str) -> None:
         """One line naming the node, on stderr (the run's output) and in the node log."""
         line = f"warning: node '{self.node.label}': {message}"
-        print(line, file=sys.stderr, flush=True)
+        report(line)
         self.say(line)
 
     def fail(self, message: str) -> NodeError:
