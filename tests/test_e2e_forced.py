@@ -83,3 +83,13 @@ def test_dry_run_with_forcerun_runs_nothing(project: Project) -> None:
     run = project.snakemake("-n", "--forcerun", "train")
     assert run.calls == [] and run.outcomes == {}
     assert "train" in run.output
+
+
+def test_benchmark_runs_measure_executions_not_restores(tmp_path: Path) -> None:
+    config = CONFIG.replace("data: {path: data/raw.csv}\n", "data: {path: data/raw.csv}\nexecution: {benchmark: true}\n")
+    project = Project(write_project(tmp_path / "project", config, MAIN, script_path="src/main.py",
+                                    files={"data/raw.csv": RAW_CSV}))
+    assert project.run().executed == ALL
+    run = project.snakemake("-R", "load")  # without benchmark: only load executes, the rest restores
+    assert run.executed == ALL and len(run.calls) == 14, run.describe()
+    assert (project.root / "benchmarks/load.tsv").is_file()
