@@ -91,9 +91,11 @@ def generate(project: Path) -> None:
 @click.option("--cores", default=None,
               help="Passed to snakemake --cores (default: all local cores; with --profile, the profile's).")
 @click.option("--profile", default=None, help="Workflow profile under PROJECT/profiles/ (e.g. slurm).")
+@click.option("--no-cache", is_flag=True,
+              help="Jobs that run execute user code instead of restoring from the run cache (add -F to run all).")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @reports_errors
-def run(cores: str | None, profile: str | None, args: tuple[str, ...]) -> None:
+def run(cores: str | None, profile: str | None, no_cache: bool, args: tuple[str, ...]) -> None:
     """Generate, then run snakemake: `expops-smk run [PROJECT] [SNAKEMAKE ARGS]` (e.g. -n, --keep-going).
 
     PROJECT (default: the current folder) is the first argument when it names a folder; every
@@ -118,6 +120,10 @@ def run(cores: str | None, profile: str | None, args: tuple[str, ...]) -> None:
         command += ["--workflow-profile", str(Path("profiles") / profile)]
     command += list(args)
     click.echo("$ " + " ".join(command), err=True)
+    if no_cache:
+        from expops_smk.layout import NO_CACHE_VARIABLE
+
+        os.environ[NO_CACHE_VARIABLE] = "1"  # inherited by snakemake and every job it starts
     os.chdir(project)
     os.execv(command[0], command)
 

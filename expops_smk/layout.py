@@ -67,3 +67,10 @@ def job_file_pattern(folder: str, process: str, wildcards: list[str], suffix: st
     if not parts:
         return f"{folder}/{process}{suffix}"
     return f"{folder}/{process}/" + "/".join(parts) + suffix
+
+FORCED_VARIABLE = "EXPOPS_SMK_FORCED"
+"""JSON of what this Snakemake invocation forces (``{"all": bool, "rules": [...], "files": [...]}``).
+The Snakefile's ``onstart`` sets it in the main Snakemake process; local jobs inherit it, and the
+Slurm executor submits with ``--export=ALL``, so cluster jobs see it too."""
+NO_CACHE_VARIABLE = "EXPOPS_SMK_NO_CACHE"
+"""``1``: every job that runs executes user code instead of restoring from the run cache."""

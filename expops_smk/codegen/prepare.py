@@ -16,11 +16,11 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from expops_smk import __version__
 
-from expops_smk.layout import COMPUTE_CONFIG_FILE, DATA_DIGEST, RESULTS_DIR, STAMP_FILE
+from expops_smk.layout import COMPUTE_CONFIG_FILE, DATA_DIGEST, FORCED_VARIABLE, RESULTS_DIR, STAMP_FILE
 
 if TYPE_CHECKING:
     from expops_smk.codegen.files import GeneratedFile
@@ -43,6 +43,24 @@ def prepare(workflow_dir: str | Path) -> None:
     except ExpopsError as exc:
         print(f"expops-smk: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def export_forced(workflow: Any) -> None:
+    """Tell this invocation's jobs what Snakemake forces, so forced jobs execute instead of restoring.
+
+    Snakemake never tells a job it was forced, and ``workflow.dag_settings`` is only set after the
+    Snakefile is parsed, so the Snakefile calls this from ``onstart`` (main process, real runs only;
+    spawned cluster jobs get ``--no-hooks`` and inherit the variable through ``--export=ALL``).
+    Mirrors Snakemake's own split of ``--forcerun`` items into rules and files, and ``--force``
+    (forcetargets) forcing the targets, or the default target when none is given.
+    """
+    settings = workflow.dag_settings
+    items = set(settings.forcerun or ())
+    if settings.forcetargets:
+        items |= set(settings.targets or ()) or ({workflow.default_target} if workflow.default_target else set())
+    rules = sorted(item for item in items if workflow.is_rule(item))
+    files = sorted(os.path.relpath(item) for item in items if not workflow.is_rule(item))
+    os.environ[FORCED_VARIABLE] = json.dumps({"all": bool(settings.forceall), "rules": rules, "files": files})
 
 
 def outer(value: str, count: int) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, TextIO
 
 from expops_smk.config.model import ProcessSpec, ProjectConfig, effective_parameters
-from expops_smk.config.names import is_safe_key
+from expops_smk.config.names import is_safe_key, rule_name
 from expops_smk.errors import ExpopsError, NodeError
 from expops_smk.graph.expansion import Graph, ProcessLayout
 from expops_smk.graph.nodes import Node, NodeInput
@@ -33,6 +33,7 @@ from expops_smk.graph.plan import read_plan
 from expops_smk.layout import DATA_DIGEST, MANIFEST, METRICS_FILE, PLAN_FILE, RUN_FILE
 from expops_smk.runtime import user_api
 from expops_smk.runtime.launch import SERVER_PID_VARIABLE, report
+from expops_smk.runtime.forcing import cache_bypass_reason
 from expops_smk.runtime.run_key import hash_payload, location_key, run_payload
 from expops_smk.runtime.seeding import derive_task_seed, seed_rngs
 from expops_smk.store.artifact_store import Store
@@ -145,7 +146,12 @@ class NodeRun:
         payload = self.run_payload(manifests)
         run_key = hash_payload(payload)
         locations = self.layout.output_locations(self.node)
-        if all(self.store.restore_run(location_key(run_key, loc), self.location_dir(loc)) for loc in locations):
+        bypass = cache_bypass_reason(os.environ, rule_name(self.spec.name),
+                                     [f"{loc.results_dir}/{MANIFEST}" for loc in locations], self.project.execution.benchmark)
+        if bypass:
+            self.say(f"run cache bypassed ({bypass}): executing user code")
+        if not bypass and all(self.store.restore_run(location_key(run_key, loc), self.location_dir(loc))
+                              for loc in locations):
             outcome = "restored"
             self.say(f"inputs, code and parameters match a recorded run ({run_key}): outputs restored, user code not run")
         else:
