@@ -148,3 +148,12 @@ def test_profile_executor_without_its_plugin_says_how_to_install(tmp_path: Path)
         "executor 'nosuchfarm' needs snakemake-executor-plugin-nosuchfarm: "
         "pip install snakemake-executor-plugin-nosuchfarm (in the environment that runs snakemake)")
     assert "Traceback" not in done.stderr
+
+
+def test_syntax_error_names_the_script_and_every_process_using_it(tmp_path: Path) -> None:
+    root = write_project(tmp_path, CONFIG, MAIN + "\n\ndef broken(:\n    pass\n", script_path="src/main.py")
+    with pytest.raises(ConfigError) as caught:
+        load_project(root)
+    message = str(caught.value)
+    assert "src/main.py" in message and "syntax error" in message and "\n" not in message
+    assert message.endswith("(used by processes: load, train)"), message

@@ -104,7 +104,9 @@ def resolve_function(ctx: ParseContext, name: str, item: dict[str, Any], scripts
         info = find_function(script, function_name)
         available = sorted(module_functions(script)) if info is None else []
     except ScriptError as exc:
-        raise ctx.error(code_field, str(exc), name) from None
+        users = [user for user, other in ctx.process_items.items() if _script_of(ctx, other, scripts) == script]
+        used_by = f" (used by processes: {', '.join(users)})" if len(users) > 1 else ""
+        raise ctx.error(code_field, f"{exc}{used_by}", name) from None
     if info is None and name not in ctx.declared:
         # Only named in process_adjlist: most likely a typo there, so point at that line.
         raise ctx.error(f"process_adjlist line {ctx.adjlist_nodes[name]}",
@@ -116,6 +118,20 @@ def resolve_function(ctx: ParseContext, name: str, item: dict[str, Any], scripts
                        f"{did_you_mean(function_name, available)}; available: {', '.join(available) or 'none'}",
                         name)
     return script, info
+
+
+def _script_of(ctx: ParseContext, item: dict[str, Any], scripts: dict[str, Path]) -> Path | None:
+    """The script another process reads its function from, without raising: used only to name
+    every process that a broken script breaks (a built-in split reads none)."""
+    code = item.get("code_function", item.get("code"))
+    if code is None and ("data_parallelism" in item or "seed_parallelism" in item):
+        return None
+    explicit = item.get("script_path", item.get("script"))
+    if isinstance(explicit, str) and explicit.strip():
+        return (ctx.root / explicit).resolve()
+    if isinstance(code, str) and "." in code:
+        return scripts.get(code.rsplit(".", 1)[0])
+    return next(iter(scripts.values()), None)
 
 
 def _warn_ignored_namesake(ctx: ParseContext, name: str, item: dict[str, Any], scripts: dict[str, Path]) -> None:
