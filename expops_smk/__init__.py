@@ -18,6 +18,8 @@ _API = {
     "SerializableData": "expops_smk.runtime.user_api",
     "ModelData": "expops_smk.runtime.user_api",
     "load": "expops_smk.results.load",
+    "load_all": "expops_smk.results.load",
+    "metrics": "expops_smk.results.load",
 }
 
 __all__ = sorted(_API)
@@ -30,3 +32,8 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     return getattr(importlib.import_module(module_name), name)
+
+
+def __dir__() -> list[str]:
+    """``dir(expops_smk)`` lists the lazily resolved API too, as ``help`` and completion expect."""
+    return sorted(set(globals()) | set(_API))

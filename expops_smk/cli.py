@@ -117,6 +117,7 @@ def run(cores: str | None, profile: str | None, no_cache: bool, args: tuple[str,
         # A cluster profile sizes jobs itself; the submit host's core count must not cap them.
         command += ["--cores", cores or "all"]
     if profile:
+        _check_executor_plugin(project / "profiles" / profile)
         command += ["--workflow-profile", str(Path("profiles") / profile)]
     command += list(args)
     click.echo("$ " + " ".join(command), err=True)
@@ -128,19 +129,40 @@ def run(cores: str | None, profile: str | None, no_cache: bool, args: tuple[str,
     os.execv(command[0], command)
 
 
+def _check_executor_plugin(profile_dir: Path) -> None:
+    """A profile's ``executor: NAME`` needs snakemake-executor-plugin-NAME: say how to get it, in one line."""
+    import importlib.util
+
+    import yaml
+
+    try:
+        settings = yaml.safe_load((profile_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return  # snakemake reports a missing or broken profile itself
+    executor = settings.get("executor") if isinstance(settings, dict) else None
+    if not isinstance(executor, str) or executor in {"local", "dryrun", "touch"}:
+        return
+    plugin = f"snakemake-executor-plugin-{executor}"
+    if importlib.util.find_spec(plugin.replace("-", "_")) is None:
+        raise ExpopsError(f"{profile_dir / 'config.yaml'}: executor '{executor}' needs {plugin}: "
+                          f"pip install {plugin} (in the environment that runs snakemake)")
+
+
 @main.command()
-@click.argument("process")
-@click.option("--project", "project", default=".", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Project folder.")
-@click.option("--partition", default=None, help="Partition number, or a path such as p1-p2.")
-@click.option("--seed", default=None, type=int, help="Seed of the node.")
+@click.argument("where", nargs=-1, required=True, metavar="[PROJECT] PROCESS")
+@click.option("--project", "project_option", default=None,
+              type=click.Path(file_okay=False, path_type=Path), help="Project folder (default: .).")
+@click.option("--partition", default=None, help="Partition: 3, p3, or nested 3-2 / p3-p2.")
+@click.option("--seed", default=None, help="Seed of the node: 41, or nested 41-7.")
 @reports_errors
-def show(process: str, project: Path, partition: str | None, seed: int | None) -> None:
-    """Print the outputs of one node (tables as text), e.g. `expops-smk show train --partition 1 --seed 41`."""
+def show(where: tuple[str, ...], project_option: Path | None, partition: str | None, seed: str | None) -> None:
+    """Print the outputs of one node (tables as text), e.g. `expops-smk show . train --partition 1 --seed 41`."""
     from expops_smk.results.load import load
 
-    partition_value: str | int | None = int(partition) if partition and partition.isdigit() else partition
-    for key, value in load(project, process, partition=partition_value, seed=seed).items():
+    if len(where) > 2 or (len(where) == 2 and project_option is not None):
+        raise click.UsageError("give PROJECT once: `show [PROJECT] PROCESS` or `show PROCESS --project PROJECT`")
+    project = Path(where[0]) if len(where) == 2 else (project_option or Path("."))
+    for key, value in load(project, where[-1], partition=partition, seed=seed).items():
         text = value.to_string() if hasattr(value, "to_string") else repr(value)
         click.echo(f"== {key} ({type(value).__name__})\n{text}")
 
@@ -175,6 +197,9 @@ def gc(project: Path, dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     for folder in report.stale_folders:
         click.echo(f"{verb} {os.path.relpath(folder, Path.cwd())}/ (no longer a node of the project)")
+    if dry_run:  # every path, so a user can check each one before deleting for real
+        for path in report.store_files:
+            click.echo(f"{verb} {os.path.relpath(path, Path.cwd())} (no current node references it)")
     click.echo(f"{verb} {len(report.stale_folders)} result folders and {len(report.store_files)} store files, "
                f"{'freeing' if dry_run else 'freed'} {report.freed_bytes / 1e6:.1f} MB")
 

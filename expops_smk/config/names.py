@@ -7,8 +7,10 @@ from escaping its folder (``../x``) or breaking the generated Snakefile.
 
 from __future__ import annotations
 
+import difflib
 import keyword
 import re
+from typing import Iterable
 
 # Names become rule names and path segments under results/: letters, digits, '_' and '-' only.
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -41,3 +43,9 @@ def rule_name(process: str) -> str:
 def is_safe_key(key: object) -> bool:
     """True when ``key`` can name an artifact file inside a node's results folder."""
     return isinstance(key, str) and bool(_SAFE_KEY.match(key)) and ".." not in key
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``" (did you mean 'train'?)"`` for the closest choice, or "": a typo costs one glance to fix."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""

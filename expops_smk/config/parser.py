@@ -35,6 +35,8 @@ class ParseContext:
         # listed there without an entry under processes.
         self.adjlist_nodes: dict[str, int] = {}
         self.declared: set[str] = set()
+        # Every process entry by name (adjlist-only names as {}), to name all users of a broken script.
+        self.process_items: dict[str, dict[str, Any]] = {}
 
     def error(self, field_name: str | None, message: str, process: str | None = None) -> ConfigError:
         return ConfigError(self.file, field_name, message, process)

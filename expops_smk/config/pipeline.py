@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from expops_smk.config.names import is_safe_name, reserved_reason, rule_name
+from expops_smk.config.names import did_you_mean, is_safe_name, reserved_reason, rule_name
 from expops_smk.config.parser import ParseContext
 
 Edge = tuple[str, str, str]
@@ -109,7 +109,7 @@ def topological_order(ctx: ParseContext, declared: dict[str, dict[str, Any]],
         for endpoint in (source, target):
             if endpoint not in known:
                 owner = target if where == "depends_on" else None
-                raise ctx.error(where, f"unknown process '{endpoint}'", owner)
+                raise ctx.error(where, f"unknown process '{endpoint}'{did_you_mean(endpoint, known)}", owner)
         if source == target:
             raise ctx.error(where, f"cycle: {source} -> {source}", source)
     successors: dict[str, list[str]] = {name: [] for name in names}

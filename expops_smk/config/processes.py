@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from expops_smk.config.codehash import FunctionInfo, ScriptError, find_function, module_functions
 from expops_smk.config.fanouts import parse_data_parallelism, parse_seed_parallelism
 from expops_smk.config.model import ProcessSpec
+from expops_smk.config.names import did_you_mean
 from expops_smk.config.parser import ParseContext, is_int
 from expops_smk.errors import shown_path
 
@@ -79,6 +80,7 @@ def resolve_function(ctx: ParseContext, name: str, item: dict[str, Any], scripts
     if code is not None and (not isinstance(code, str) or not code.strip()):
         raise ctx.error(code_field, f"must be a function name, got {code!r}", name)
     if code is None and is_split:
+        _warn_ignored_namesake(ctx, name, item, scripts)
         return None, None
     function_name = code or name
     script_key = None
@@ -102,14 +104,47 @@ def resolve_function(ctx: ParseContext, name: str, item: dict[str, Any], scripts
         info = find_function(script, function_name)
         available = sorted(module_functions(script)) if info is None else []
     except ScriptError as exc:
-        raise ctx.error(code_field, str(exc), name) from None
+        users = [user for user, other in ctx.process_items.items() if _script_of(ctx, other, scripts) == script]
+        used_by = f" (used by processes: {', '.join(users)})" if len(users) > 1 else ""
+        raise ctx.error(code_field, f"{exc}{used_by}", name) from None
     if info is None and name not in ctx.declared:
         # Only named in process_adjlist: most likely a typo there, so point at that line.
         raise ctx.error(f"process_adjlist line {ctx.adjlist_nodes[name]}",
                        f"unknown process '{name}': not under processes and no function '{name}' "
-                       f"in {shown_path(script, ctx.root)}", name)
+                       f"in {shown_path(script, ctx.root)}{did_you_mean(name, ctx.declared)}", name)
     if info is None:
         what = f"function '{function_name}'" + ("" if code else " (named after the process; set 'code')")
-        raise ctx.error(code_field, f"{what} not found in {shown_path(script, ctx.root)}; "
-                       f"available: {', '.join(available) or 'none'}", name)
+        raise ctx.error(code_field, f"{what} not found in {shown_path(script, ctx.root)}"
+                       f"{did_you_mean(function_name, available)}; available: {', '.join(available) or 'none'}",
+                        name)
     return script, info
+
+
+def _script_of(ctx: ParseContext, item: dict[str, Any], scripts: dict[str, Path]) -> Path | None:
+    """The script another process reads its function from, without raising: used only to name
+    every process that a broken script breaks (a built-in split reads none)."""
+    code = item.get("code_function", item.get("code"))
+    if code is None and ("data_parallelism" in item or "seed_parallelism" in item):
+        return None
+    explicit = item.get("script_path", item.get("script"))
+    if isinstance(explicit, str) and explicit.strip():
+        return (ctx.root / explicit).resolve()
+    if isinstance(code, str) and "." in code:
+        return scripts.get(code.rsplit(".", 1)[0])
+    return next(iter(scripts.values()), None)
+
+
+def _warn_ignored_namesake(ctx: ParseContext, name: str, item: dict[str, Any], scripts: dict[str, Path]) -> None:
+    """A split without ``code`` is built in: a user function named like it is never called, say so."""
+    script_field = "script_path" if "script_path" in item else "script"
+    candidates = ([(ctx.root / str(item[script_field])).resolve()] if item.get(script_field) is not None
+                  else list(scripts.values())[:1])
+    for script in candidates:
+        try:
+            found = (script.is_relative_to(ctx.root) and script.is_file()
+                     and find_function(script, name) is not None)
+        except ScriptError:
+            continue  # the script's own error is reported where a function is looked up in it
+        if found:
+            ctx.warnings.append(f"{ctx.file}: process '{name}' has no code: it is a built-in split; function "
+                                f"'{name}' in {shown_path(script, ctx.root)} is ignored (set code: {name} to use it)")

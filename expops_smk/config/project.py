@@ -60,6 +60,7 @@ def parse_project(ctx: ParseContext) -> ProjectConfig:
     chart_items = {name: item for name, item in declared.items() if is_chart(item)}
     declared = {name: item for name, item in declared.items() if name not in chart_items}
     edges = parse_adjlist(ctx, pipeline.get("process_adjlist"))
+    ctx.process_items = {**declared, **{extra: {} for extra in ctx.adjlist_nodes if extra not in declared}}
     for name, spec_raw in declared.items():
         for parent in parse_depends_on(ctx, name, spec_raw):
             edges.append((parent, name, "depends_on"))
