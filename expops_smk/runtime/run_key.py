@@ -15,9 +15,11 @@ from expops_smk.graph.nodes import Node, NodeInput
 from expops_smk.store.artifacts import Artifact
 from expops_smk.store.hashing import hash_bytes
 
-RUNTIME_FORMAT = 2
+RUNTIME_FORMAT = 3
 """Part of every run key. 2: user scripts are imported under location-independent module names,
-so pickles of classes defined in them differ from (and are readable unlike) those of format 1."""
+so pickles of classes defined in them differ from (and are readable unlike) those of format 1.
+3: tables whose Parquet round trip is not exact are pickled, so recorded runs of format 2 may hold
+lossy Parquet artifacts that must not be restored."""
 
 
 def run_payload(project: ProjectConfig, spec: ProcessSpec, node: Node,

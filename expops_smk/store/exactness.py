@@ -1,0 +1,63 @@
+"""Which DataFrames survive a Parquet round trip exactly, decided from their dtypes before writing.
+
+A Parquet artifact must read back as the very frame the node returned: same dtypes, same Python
+types in object columns, same values, same index and columns. Arrow's pandas mapping is lossy for
+much of what pandas can hold (an object column of ints with ``None`` comes back float64, losing
+``2**60 + 1``; lists come back as ndarrays; dicts gain the keys of every other row; ``[1, 2.5]``
+becomes float64; non-string column names become strings), and reading back to compare would double
+the cost of every write. So only the kinds whose round trip is known to be exact (tested by the
+property test in tests/test_store_exactness.py) are allowed; anything else is pickled, which is
+always exact. The checks are per column and vectorised (``infer_dtype`` is one C pass), so they
+cost microseconds next to the write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXACT_KINDS = frozenset("iufb")
+"""numpy dtype kinds that map to one Arrow type and back: signed/unsigned ints, floats, bools."""
+
+
+def parquet_exact(frame: Any) -> bool:
+    """Whether ``frame`` reads back from Parquet equal, with equal dtypes, index and columns."""
+    import pandas as pd
+
+    strings = pd.Index(["a"]).dtype  # what Arrow strings read back as: object (pandas 2) or str (3)
+    columns = frame.columns
+    if type(columns) is not pd.Index or not _exact_strings(columns, strings) or not columns.is_unique:
+        return False
+    if frame.attrs or not _exact_index(frame.index, pd, strings):
+        return False
+    return all(_exact_array(frame.iloc[:, position], pd, strings) for position in range(len(columns)))
+
+
+def _exact_index(index: Any, pd: Any, strings: Any) -> bool:
+    """A RangeIndex is stored as metadata; a plain index as a column of an exact kind."""
+    if not (index.name is None or type(index.name) is str):
+        return False
+    if type(index) is pd.RangeIndex:
+        return True
+    return type(index) is pd.Index and _exact_array(index, pd, strings)
+
+
+def _exact_array(values: Any, pd: Any, strings: Any) -> bool:
+    """numpy ints/floats/bools, naive datetimes, and strings in the dtype pandas reads them back as.
+
+    Object columns of anything but ``str`` (``None``, NaN, numbers, nested values), other extension
+    dtypes (categorical, nullable, tz-aware, Arrow-backed) and timedeltas are pickled.
+    """
+    dtype = values.dtype
+    if dtype == strings:
+        return _exact_strings(values, strings)
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+        return False
+    return dtype.kind in _EXACT_KINDS or dtype.kind == "M"
+
+
+def _exact_strings(values: Any, strings: Any) -> bool:
+    """pandas 3's ``str`` dtype reads back as itself; an object array only if every item is a ``str``
+    (one C-level pass; an empty column would come back as Arrow's null type)."""
+    if values.dtype != strings:
+        return False
+    return strings != object or {*map(type, values)} == {str}
