@@ -46,8 +46,14 @@ def column(kind: str, n: int) -> st.SearchStrategy[Any]:
             lambda v: pd.Series(pd.to_datetime(v, unit="s").tz_localize("UTC").tz_convert(tz)))
     if kind == "category":
         return st.lists(st.sampled_from(["x", "y", None]), min_size=n, max_size=n).map(lambda v: pd.Series(v, dtype="category"))
-    if kind in ("Int64", "boolean", "string"):
-        base = {"Int64": st.integers(-100, 100), "boolean": st.booleans(), "string": st.text(max_size=3)}[kind]
+    if kind == "ordered_category":
+        return st.lists(st.sampled_from(["x", "y"]), min_size=n, max_size=n).map(
+            lambda v: pd.Series(pd.Categorical(v, categories=["y", "x", "z"], ordered=True)))
+    if kind == "int_category":
+        return st.lists(st.sampled_from([1, 2]), min_size=n, max_size=n).map(lambda v: pd.Series(v, dtype="category"))
+    if kind in ("Int64", "UInt8", "Float64", "boolean", "string"):
+        base = {"Int64": st.integers(-100, 100), "UInt8": st.integers(0, 255), "Float64": st.floats(allow_nan=False),
+                "boolean": st.booleans(), "string": st.text(max_size=3)}[kind]
         return st.lists(st.one_of(st.none(), base), min_size=n, max_size=n).map(lambda v: pd.Series(v, dtype=kind))
     if kind == "mixed":
         return st.lists(SCALARS, min_size=n, max_size=n).map(lambda v: pd.Series(v, dtype=object))
@@ -56,8 +62,8 @@ def column(kind: str, n: int) -> st.SearchStrategy[Any]:
     raise AssertionError(kind)
 
 
-KINDS = ["int", "uint8", "float", "bool", "str", "datetime", "datetime_tz", "category", "Int64", "boolean", "string",
-         "mixed", "nested"]
+KINDS = ["int", "uint8", "float", "bool", "str", "datetime", "datetime_tz", "category", "ordered_category", "int_category",
+         "Int64", "UInt8", "Float64", "boolean", "string", "mixed", "nested"]
 
 
 @st.composite

@@ -19,6 +19,11 @@ _EXACT_KINDS = frozenset("iufb")
 """numpy dtype kinds that map to one Arrow type and back: signed/unsigned ints, floats, bools."""
 
 
+_NULLABLE = frozenset({"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float32", "Float64",
+                       "boolean", "string"})
+"""pandas' nullable (masked) dtypes and the ``pd.NA`` string dtype: Arrow keeps their nulls and restores them."""
+
+
 def parquet_exact(frame: Any) -> bool:
     """Whether ``frame`` reads back from Parquet equal, with equal dtypes, index and columns."""
     import pandas as pd
@@ -44,14 +49,17 @@ def _exact_index(index: Any, pd: Any, strings: Any) -> bool:
 def _exact_array(values: Any, pd: Any, strings: Any) -> bool:
     """numpy ints/floats/bools, naive datetimes, and strings in the dtype pandas reads them back as.
 
-    Object columns of anything but ``str`` (``None``, NaN, numbers, nested values), other extension
-    dtypes (categorical, nullable, tz-aware, Arrow-backed) and timedeltas are pickled.
+    Also pandas' nullable dtypes and categoricals of strings, which Arrow restores from the pandas
+    metadata. Object columns of anything but ``str`` (``None``, NaN, numbers, nested values), other
+    extension dtypes (tz-aware, Arrow-backed, intervals...) and timedeltas are pickled.
     """
     dtype = values.dtype
     if dtype == strings:
         return _exact_strings(values, strings)
+    if isinstance(dtype, pd.CategoricalDtype):  # restored from the pandas metadata, if its categories are
+        return _exact_strings(dtype.categories, strings)
     if isinstance(dtype, pd.api.extensions.ExtensionDtype):
-        return False
+        return dtype.name in _NULLABLE
     return dtype.kind in _EXACT_KINDS or dtype.kind == "M"
 
 
