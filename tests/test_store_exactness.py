@@ -40,6 +40,9 @@ def column(kind: str, n: int) -> st.SearchStrategy[Any]:
         return st.lists(st.booleans(), min_size=n, max_size=n).map(lambda v: pd.Series(v, dtype=bool))
     if kind == "str":
         return st.lists(st.text(max_size=5), min_size=n, max_size=n).map(lambda v: pd.Series(v, dtype=object))
+    if kind == "datetime_s":
+        return st.lists(st.integers(-2 ** 33, 2 ** 33), min_size=n, max_size=n).map(
+            lambda v: pd.Series(np.array(v, dtype="datetime64[s]")))
     if kind in ("datetime", "datetime_tz"):
         tz = "Europe/Paris" if kind == "datetime_tz" else None
         return st.lists(st.integers(-2 ** 33, 2 ** 33), min_size=n, max_size=n).map(
@@ -62,7 +65,7 @@ def column(kind: str, n: int) -> st.SearchStrategy[Any]:
     raise AssertionError(kind)
 
 
-KINDS = ["int", "uint8", "float", "bool", "str", "datetime", "datetime_tz", "category", "ordered_category", "int_category",
+KINDS = ["int", "uint8", "float", "bool", "str", "datetime", "datetime_s", "datetime_tz", "category", "ordered_category", "int_category",
          "Int64", "UInt8", "Float64", "boolean", "string", "mixed", "nested"]
 
 

@@ -60,7 +60,11 @@ def _exact_array(values: Any, pd: Any, strings: Any) -> bool:
         return _exact_strings(dtype.categories, strings)
     if isinstance(dtype, pd.api.extensions.ExtensionDtype):
         return dtype.name in _NULLABLE
-    return dtype.kind in _EXACT_KINDS or dtype.kind == "M"
+    if dtype.kind == "M":  # Parquet has no seconds unit: datetime64[s] would come back as [ms]
+        import numpy as np
+
+        return np.datetime_data(dtype)[0] in ("ms", "us", "ns")
+    return dtype.kind in _EXACT_KINDS
 
 
 def _exact_strings(values: Any, strings: Any) -> bool:
@@ -68,4 +72,4 @@ def _exact_strings(values: Any, strings: Any) -> bool:
     (one C-level pass; an empty column would come back as Arrow's null type)."""
     if values.dtype != strings:
         return False
-    return strings != object or {*map(type, values)} == {str}
+    return strings != object or {*map(type, values.to_numpy())} == {str}  # iterating the array, not boxing
