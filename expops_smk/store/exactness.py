@@ -49,15 +49,14 @@ def _exact_index(index: Any, pd: Any, strings: Any) -> bool:
 def _exact_array(values: Any, pd: Any, strings: Any) -> bool:
     """numpy ints/floats/bools, naive datetimes, and strings in the dtype pandas reads them back as.
 
-    Also pandas' nullable dtypes and categoricals of strings, which Arrow restores from the pandas
-    metadata. Object columns of anything but ``str`` (``None``, NaN, numbers, nested values), other
-    extension dtypes (tz-aware, Arrow-backed, intervals...) and timedeltas are pickled.
+    Also pandas' nullable dtypes, which Arrow restores from the pandas metadata. Object columns of
+    anything but ``str`` (``None``, NaN, numbers, nested values), other extension dtypes
+    (categoricals: an empty one loses its categories; tz-aware, Arrow-backed, intervals...) and
+    timedeltas are pickled.
     """
     dtype = values.dtype
     if dtype == strings:
         return _exact_strings(values, strings)
-    if isinstance(dtype, pd.CategoricalDtype):  # restored from the pandas metadata, if its categories are
-        return _exact_strings(dtype.categories, strings)
     if isinstance(dtype, pd.api.extensions.ExtensionDtype):
         return dtype.name in _NULLABLE
     if dtype.kind == "M":  # Parquet has no seconds unit: datetime64[s] would come back as [ms]
