@@ -13,7 +13,7 @@ cost microseconds next to the write.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 _EXACT_KINDS = frozenset("iufb")
 """numpy dtype kinds that map to one Arrow type and back: signed/unsigned ints, floats, bools."""
@@ -30,11 +30,15 @@ def parquet_exact(frame: Any) -> bool:
 
     strings = pd.Index(["a"]).dtype  # what Arrow strings read back as: object (pandas 2) or str (3)
     columns = frame.columns
-    if type(columns) is not pd.Index or not _exact_strings(columns, strings) or not columns.is_unique:
+    if type(columns) is not pd.Index or columns.dtype != strings or not columns.is_unique:
+        return False
+    if strings == object and not _only_str(columns):
         return False
     if frame.attrs or not _exact_index(frame.index, pd, strings):
         return False
-    return all(_exact_array(frame.iloc[:, position], pd, strings) for position in range(len(columns)))
+    # only an object column's values are looked at: dtypes decide the rest (1 ms -> 0.1 ms for 31 columns)
+    return all(_exact_array(dtype, lambda at=position: frame.iloc[:, at], pd, strings)
+               for position, dtype in enumerate(frame.dtypes.tolist()))
 
 
 def _exact_index(index: Any, pd: Any, strings: Any) -> bool:
@@ -43,10 +47,10 @@ def _exact_index(index: Any, pd: Any, strings: Any) -> bool:
         return False
     if type(index) is pd.RangeIndex:
         return True
-    return type(index) is pd.Index and _exact_array(index, pd, strings)
+    return type(index) is pd.Index and _exact_array(index.dtype, lambda: index, pd, strings)
 
 
-def _exact_array(values: Any, pd: Any, strings: Any) -> bool:
+def _exact_array(dtype: Any, values: Callable[[], Any], pd: Any, strings: Any) -> bool:
     """numpy ints/floats/bools, naive datetimes, and strings in the dtype pandas reads them back as.
 
     Also pandas' nullable dtypes, which Arrow restores from the pandas metadata. Object columns of
@@ -54,9 +58,8 @@ def _exact_array(values: Any, pd: Any, strings: Any) -> bool:
     (categoricals: an empty one loses its categories; tz-aware, Arrow-backed, intervals...) and
     timedeltas are pickled.
     """
-    dtype = values.dtype
     if dtype == strings:
-        return _exact_strings(values, strings)
+        return strings != object or _only_str(values())
     if isinstance(dtype, pd.api.extensions.ExtensionDtype):
         return dtype.name in _NULLABLE
     if dtype.kind == "M":  # Parquet has no seconds unit: datetime64[s] would come back as [ms]
@@ -66,9 +69,7 @@ def _exact_array(values: Any, pd: Any, strings: Any) -> bool:
     return dtype.kind in _EXACT_KINDS
 
 
-def _exact_strings(values: Any, strings: Any) -> bool:
-    """pandas 3's ``str`` dtype reads back as itself; an object array only if every item is a ``str``
-    (one C-level pass; an empty column would come back as Arrow's null type)."""
-    if values.dtype != strings:
-        return False
-    return strings != object or {*map(type, values.to_numpy())} == {str}  # iterating the array, not boxing
+def _only_str(values: Any) -> bool:
+    """Every item is exactly a ``str`` (one C-level pass over the array; an empty column would come
+    back as Arrow's null type)."""
+    return {*map(type, values.to_numpy())} == {str}
