@@ -458,3 +458,22 @@ def test_chart_job_errors_are_one_line(tmp_path: Path) -> None:
     assert "Traceback" in (root / "logs/charts/broken.log").read_text()
     unknown = run([sys.executable, "-m", "expops_smk.runtime.chart_job", "nope", "--log", "x.log"], root)
     assert unknown.returncode == 2 and "chart 'nope': not a chart of the plan" in unknown.stderr
+
+
+@pytest.mark.parametrize("script, line", [
+    ("import sys\ndef broken(metrics):\n    sys.exit(0)\n", "the chart function called sys.exit(0)"),
+    ("import sys\nsys.exit(3)\ndef broken(metrics):\n    pass\n", "importing charts.py called sys.exit(3)"),
+])
+def test_sys_exit_in_chart_code_fails_the_chart(tmp_path: Path, script: str, line: str) -> None:
+    root = write(tmp_path / "project", LOAD_ONLY, script)
+    assert run([sys.executable, "-m", "expops_smk.cli", "generate", "."], root).returncode == 0
+    (root / "results/load").mkdir(parents=True)
+    (root / "results/load/_metrics.json").write_text(json.dumps({"series": [], "snapshots": {}}))
+    done = run([sys.executable, "-m", "expops_smk.runtime.launch", "charts", "broken", "--log", "logs/charts/broken.log"],
+               root)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"expops-smk: chart 'broken': {line} (traceback in logs/charts/broken.log)"]
+    assert "SystemExit" in (root / "logs/charts/broken.log").read_text()
+    from expops_smk.layout import chart_dir
+
+    assert not list((root / chart_dir("broken")).glob("*.png"))

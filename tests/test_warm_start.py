@@ -241,8 +241,17 @@ def test_a_job_dies_with_its_server_and_the_client_says_so(warm: Warm) -> None:
     os.kill(warm.servers()[0], signal.SIGKILL)
     _, stderr = job.communicate(timeout=30)
     assert job.returncode == 1
-    assert stderr.startswith("expops-smk: the warm interpreter stopped while running this job") and stderr.count("\n") == 1
+    assert stderr.startswith("expops-smk: node 'sleepy': the warm interpreter stopped while running this job") and stderr.count("\n") == 1
     assert wait_for(lambda: has_exited(child), 10)
+
+
+def test_a_forked_job_killed_by_a_signal_is_reported_in_one_line(warm: Warm) -> None:
+    job = warm.start("sleepy")
+    os.kill(warm.child_of("sleepy"), signal.SIGSEGV)
+    _, stderr = job.communicate(timeout=30)
+    assert job.returncode == 128 + signal.SIGSEGV
+    assert stderr.splitlines() == ["expops-smk: node 'sleepy': killed by SIGSEGV (log: logs/sleepy.log)"]
+    assert not (warm.root / "results/sleepy/_outputs.json").exists()
 
 
 def test_an_edited_script_retires_the_server(warm: Warm) -> None:

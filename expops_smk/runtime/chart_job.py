@@ -99,6 +99,13 @@ class ChartRun:
         metrics = {key: by_id[probe_id] for key, probe_id in with_process_aliases(self.probes).items()}
         return metrics, hash_bytes(json.dumps(by_id, sort_keys=True, default=str).encode())
 
+    def code_error(self, what: str, exc: BaseException) -> ChartCodeError:
+        """Log the traceback; ``sys.exit()`` in chart code fails the chart instead of ending the job."""
+        traceback.print_exception(exc, file=self.log)
+        if isinstance(exc, SystemExit):
+            return ChartCodeError(f"{what} called sys.exit({exc.code!r})")
+        return ChartCodeError(f"{what} raised {type(exc).__name__}: {exc}")
+
     def load_function(self) -> Callable[..., Any]:
         from expops_smk.runtime.user_scripts import install_user_scripts
 
@@ -107,9 +114,8 @@ class ChartRun:
         with contextlib.redirect_stdout(self.log), contextlib.redirect_stderr(self.log):
             try:
                 module = importlib.import_module(modules[script.resolve()])
-            except Exception as exc:
-                traceback.print_exc(file=self.log)
-                raise ChartCodeError(f"importing {script.name} raised {type(exc).__name__}: {exc}") from exc
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                raise self.code_error(f"importing {script.name}", exc) from exc
         function = getattr(module, self.spec.function.name, None)
         if not callable(function):
             raise ChartError(self.name, f"{script.name} defines no function '{self.spec.function.name}' when imported")
@@ -144,9 +150,8 @@ class ChartRun:
         try:
             with contextlib.redirect_stdout(self.log), contextlib.redirect_stderr(self.log):
                 function(*arguments)
-        except Exception as exc:
-            traceback.print_exc(file=self.log)
-            raise ChartCodeError(f"the chart function raised {type(exc).__name__}: {exc}") from exc
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            raise self.code_error("the chart function", exc) from exc
         finally:
             os.chdir(previous)
         pngs = sorted(path.relative_to(self.output_dir).as_posix() for path in self.output_dir.rglob("*.png"))

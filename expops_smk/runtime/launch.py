@@ -50,6 +50,7 @@ SERVER_PID_VARIABLE = "EXPOPS_SMK_WARM_SERVER"
 
 _SERVER_LOG_LIMIT = 1 << 20  # bytes; a server logs a line per job, so the log is rotated when starting one
 
+_RELAYED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 _CLUSTER_JOB_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID")
 _LIMITS = ("RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_STACK", "RLIMIT_CPU")
 MAX_MESSAGE_BYTES = 1 << 20
@@ -66,7 +67,84 @@ def main(argv: list[str] | None = None) -> int:
         status = run_in_server(entry, args)
         if status is not None:
             return status
-    return run_entry_point(entry, args)
+    return run_cold(entry, args)
+
+
+def run_cold(entry: str, args: list[str]) -> int:
+    """Run the job in a forked child and wait for it, so a death the job cannot report is reported.
+
+    ``os._exit()``, a segfault or a kill in user code end the process with no word in the log; run
+    in this process, they would take the only witness with them and leave Snakemake's own "missing
+    output" as the only message. The child writes to a pipe once its entry point returned (it has
+    reported whatever went wrong by then); a child that ends without doing so is reported here in
+    one line naming the node. Forking this small interpreter costs about a millisecond. This must
+    run as the program's main: the child leaves through ``sys.exit`` (atexit handlers run as in a
+    plain job).
+    """
+    if not hasattr(os, "fork"):
+        return run_entry_point(entry, args)
+    done_read, done_write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(done_read)
+        try:
+            code = run_entry_point(entry, args)
+        except SystemExit as exc:  # argparse's usage errors (user code's are caught in the job)
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        os.write(done_write, b"1")
+        sys.exit(code)
+    os.close(done_write)
+    relayed: set[int] = set()
+
+    def relay(signum: int, _frame: Any) -> None:
+        relayed.add(signum)
+        try:
+            os.kill(child, signum)
+        except OSError:
+            pass  # already gone
+
+    for signum in _RELAYED_SIGNALS:
+        signal.signal(signum, relay)
+    _, status = os.waitpid(child, 0)
+    reported = os.read(done_read, 1) == b"1"
+    os.close(done_read)
+    return exit_status(entry, args, status, reported=reported, relayed=relayed)
+
+
+def exit_status(entry: str, args: list[str], status: int, reported: bool, relayed: set[int] = frozenset()) -> int:
+    """The job's exit code for a child's wait status; reports a death the child could not report.
+
+    A child killed by a signal this process relayed (Snakemake cancelling the job) is not reported.
+    """
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        if -code not in relayed:
+            report(f"expops-smk: {job_label(entry, args)}: killed by {signal.Signals(-code).name} ({_log_hint(args)})")
+        return 128 - code
+    if reported:
+        return code
+    report(f"expops-smk: {job_label(entry, args)}: exited with status {code} without reporting ({_log_hint(args)})")
+    return code or 1
+
+
+def job_label(entry: str, args: list[str]) -> str:
+    """``node 'train P1 S41'`` or ``chart 'losses'``, from the job's own arguments (no plan read)."""
+    values = {flag: value for flag, value in zip(args, args[1:]) if flag.startswith("--")}
+    name = args[0] if args else "?"
+    if entry == "charts":
+        return f"chart '{name}'"
+    from expops_smk.graph.nodes import Node, parse_partition, parse_seed
+
+    try:
+        node = Node(name, parse_partition(values.get("--partition", "")), parse_seed(values.get("--seed", "")))
+    except (KeyError, ValueError):
+        return f"node '{name}'"
+    return f"node '{node.label}'"
+
+
+def _log_hint(args: list[str]) -> str:
+    values = {flag: value for flag, value in zip(args, args[1:]) if flag.startswith("--")}
+    return f"log: {values['--log']}" if "--log" in values else "no log"
 
 
 def run_entry_point(entry: str, args: list[str]) -> int:
@@ -127,30 +205,35 @@ def run_in_server(entry: str, args: list[str]) -> int | None:
             if reply is not None and reply.get("refused") == "stale":
                 start_server(name)  # the stale server has released the name already
             return None
-        return _wait(connection, int(reply["started"]))
+        return _wait(connection, int(reply["started"]), entry, args)
 
 
-def _wait(connection: socket.socket, child: int) -> int:
+def _wait(connection: socket.socket, child: int, entry: str, args: list[str]) -> int:
     """Relay signals to the forked child until the server reports its exit status."""
 
+    relayed: set[int] = set()
+
     def relay(signum: int, _frame: Any) -> None:
+        relayed.add(signum)
         try:
             connection.send(json.dumps({"signal": signum}).encode())
         except OSError:
             pass  # the server is gone; it killed the child on its way out, or we report below
 
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+    for signum in _RELAYED_SIGNALS:
         signal.signal(signum, relay)
     try:
         reply = receive(connection)
     except OSError:
         reply = None
     if reply is None or "status" not in reply:
-        report(f"expops-smk: the warm interpreter stopped while running this job (pid {child}); "
-               f"run snakemake again, or set {DISABLE_VARIABLE}=0 (server log: {SERVER_LOG})")
+        report(f"expops-smk: {job_label(entry, args)}: the warm interpreter stopped while running this job "
+               f"(pid {child}); run snakemake again, or set {DISABLE_VARIABLE}=0 (server log: {SERVER_LOG})")
         return 1
-    code = os.waitstatus_to_exitcode(int(reply["status"]))
-    return code if code >= 0 else 128 - code
+    # A forked child has no pipe to say it reported: its own statuses are 0, 1 and 2 (a job's
+    # os._exit(0..2) therefore goes unreported when warm).
+    status = int(reply["status"])
+    return exit_status(entry, args, status, reported=os.waitstatus_to_exitcode(status) in (0, 1, 2), relayed=relayed)
 
 
 def receive(connection: socket.socket) -> dict[str, Any] | None:

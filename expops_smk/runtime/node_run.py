@@ -43,8 +43,9 @@ from expops_smk.store.artifacts import Artifact
 class UserCodeError(Exception):
     """The user's function raised; the traceback goes to the job log."""
 
-    def __init__(self, label: str, message: str) -> None:
+    def __init__(self, label: str, message: str, what: str = "the process function") -> None:
         self.label = label
+        self.what = what  # "the process function" or "importing main.py"
         super().__init__(message)
 
 
@@ -105,6 +106,18 @@ class NodeRun:
 
     def fail(self, message: str) -> NodeError:
         return NodeError(self.node.label, message)
+
+    def user_error(self, what: str, exc: BaseException) -> UserCodeError:
+        """Log the traceback of an exception user code let out, as one line's worth of error.
+
+        ``sys.exit()`` and KeyboardInterrupt in user code fail the node too: exiting 0 without
+        outputs would only make Snakemake wait for files that never come.
+        """
+        traceback.print_exception(exc, file=self.log)
+        if isinstance(exc, SystemExit):
+            return UserCodeError(self.node.label, f"called sys.exit({exc.code!r})", what)
+        detail = f": {exc}" if str(exc) else ""  # KeyboardInterrupt has no message
+        return UserCodeError(self.node.label, f"raised {type(exc).__name__}{detail}", what)
 
     def location_dir(self, location: Node) -> Path:
         return self.root / location.results_dir
@@ -171,7 +184,12 @@ class NodeRun:
     def write_outputs(self, location: Node, values: Mapping[str, Any], run_key: str) -> None:
         folder = self.location_dir(location)
         self.store.clear_node(folder)
-        artifacts = {key: self.store.write_value(folder, key, value) for key, value in values.items()}
+        try:
+            artifacts = {key: self.store.write_value(folder, key, value) for key, value in values.items()}
+        except ExpopsError as exc:  # a value that cannot be pickled: its traceback goes to the log
+            traceback.print_exception(exc, file=self.log)
+            self.store.clear_node(folder)
+            raise self.fail(str(exc)) from None
         recorder = user_api.current_recorder()
         self.store.put_json(folder / METRICS_FILE, {
             "node": self.node.id, "label": self.node.label, "process": self.node.process,
@@ -290,9 +308,8 @@ class NodeRun:
         with contextlib.redirect_stdout(self.log), contextlib.redirect_stderr(self.log):
             try:
                 result = function(**kwargs)
-            except Exception as exc:
-                traceback.print_exc(file=self.log)
-                raise UserCodeError(self.node.label, f"{type(exc).__name__}: {exc}") from exc
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                raise self.user_error("the process function", exc) from exc
         if spec.data_split is not None and isinstance(result, (list, tuple)):
             result = {spec.data_split.data_name: result}
         if not isinstance(result, dict):
@@ -310,9 +327,12 @@ class NodeRun:
         with contextlib.redirect_stdout(self.log):
             try:
                 module = importlib.import_module(self.user_modules[script.resolve()])
+            except (SystemExit, KeyboardInterrupt) as exc:
+                raise self.user_error(f"importing {script.name}", exc) from exc
             except Exception as exc:
                 traceback.print_exc(file=self.log)
-                raise UserCodeError(self.node.label, f"importing {script.name} failed: {type(exc).__name__}: {exc}") from exc
+                raise UserCodeError(self.node.label, f"raised importing {script.name} failed: "
+                                    f"{type(exc).__name__}: {exc}") from exc
         function = getattr(module, self.spec.function.name, None)
         if not callable(function):
             raise self.fail(f"{script.name} defines no function '{self.spec.function.name}' when imported")
@@ -366,8 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                 report(f"expops-smk: {exc} (log: {args.log})")
                 return 2
             except UserCodeError as exc:
-                report(f"expops-smk: node '{exc.label}': the process function raised {exc} "
-                       f"(traceback in {args.log})")
+                report(f"expops-smk: node '{exc.label}': {exc.what} {exc} (traceback in {args.log})")
                 return 1
             except OSError:
                 # The store or the results folder failed (disk full, read-only, permissions); the

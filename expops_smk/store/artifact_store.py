@@ -35,6 +35,7 @@ from expops_smk.layout import MANIFEST, STORE_DIR
 from expops_smk.store.artifacts import (ARTIFACT_SUFFIXES, EXTENSIONS, FORMAT_ARROW, FORMAT_PARQUET, FORMAT_PICKLE,
                                         RECORD_FORMAT, Artifact, TamperedArtifactError, check_key, check_name,
                                         parse_artifacts)
+from expops_smk.store.exactness import parquet_exact
 from expops_smk.store.files import (READ_ONLY, atomic_write, copy_file, hash_or_none, link_into, remove_generated,
                                     tmp_name)
 from expops_smk.store.hashing import HASH_ALGORITHM, HashingWriter, hash_bytes, hash_file
@@ -66,8 +67,8 @@ class Store:
     def write_value(self, node_dir: Path, key: str, value: Any) -> Artifact:
         """Store one returned value and link it into ``node_dir`` as ``<key>.<ext>``.
 
-        Tables go to Parquet (DataFrames keep their index); a DataFrame Arrow cannot represent
-        faithfully, and everything else, is pickled. The bytes are written to a temp file, hashed,
+        Tables go to Parquet (DataFrames keep their index) when reading them back gives exactly the
+        same value (``parquet_exact``); any other table, and everything else, is pickled. The bytes are written to a temp file, hashed,
         moved into the object store and hard-linked into place, so no half-written file ever
         appears under a final name.
         """
@@ -96,8 +97,7 @@ class Store:
         pandas = sys.modules.get("pandas")
         arrow = sys.modules.get("pyarrow")
         if pandas is not None and isinstance(value, pandas.DataFrame):
-            # Arrow stringifies non-string column names; pickling keeps them exactly.
-            if not all(isinstance(name, str) for name in value.columns):
+            if not parquet_exact(value):
                 return None
             import pyarrow as pa
 
@@ -118,6 +118,9 @@ class Store:
         tmp = self._new_tmp()
         try:
             pq.write_table(table, tmp, **PARQUET_WRITE_OPTIONS)
+            if fmt == FORMAT_ARROW and not pq.read_schema(tmp).equals(table.schema, check_metadata=True):
+                tmp.unlink()
+                return None  # Parquet would change a type (date64, a dictionary's index type...): pickle it
             return tmp, fmt, table_digest(table), hash_file(tmp)
         except BaseException as error:
             tmp.unlink(missing_ok=True)
@@ -134,9 +137,12 @@ class Store:
                 pickle.dump(value, writer, protocol=5)
         except BaseException as error:
             tmp.unlink(missing_ok=True)
-            if isinstance(error, (pickle.PicklingError, TypeError, AttributeError)):
+            # Any exception pickling raised (a __reduce__ that raises, RecursionError on a deep
+            # value) is the value's fault, except the file system's own errors.
+            if isinstance(error, Exception) and not isinstance(error, OSError):
                 raise ExpopsError(
-                    f"output '{key}' cannot be saved: {type(value).__name__} is not picklable ({error})"
+                    f"output '{key}' cannot be saved: {type(value).__name__} is not picklable "
+                    f"({type(error).__name__}: {error})"
                 ) from error
             raise
         object_hash = writer.hexdigest()
