@@ -34,7 +34,7 @@ from expops_smk.graph.plan import read_plan
 from expops_smk.layout import DATA_DIGEST, MANIFEST, METRICS_FILE, PLAN_FILE, RUN_FILE
 from expops_smk.runtime import user_api
 from expops_smk.runtime.launch import SERVER_PID_VARIABLE, report
-from expops_smk.runtime.run_key import hash_payload, location_key, run_payload
+from expops_smk.runtime.run_key import hash_payload, location_key, recorded_folder_key, run_payload
 from expops_smk.runtime.seeding import derive_task_seed, seed_rngs
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.artifacts import Artifact
@@ -140,7 +140,8 @@ class NodeRun:
         payload = self.run_payload(manifests)
         run_key = hash_payload(payload)
         locations = self.layout.output_locations(self.node)
-        if all(self.store.restore_run(location_key(run_key, loc), self.location_dir(loc)) for loc in locations):
+        if all(self.store.restore_run(location_key(run_key, loc), self.location_dir(loc),
+                                      recorded_folder_key(self.root, loc.results_dir)) for loc in locations):
             outcome = "restored"
             self.say(f"inputs, code and parameters match a recorded run ({run_key}): outputs restored, user code not run")
         else:
@@ -159,7 +160,7 @@ class NodeRun:
 
     def write_outputs(self, location: Node, values: Mapping[str, Any], run_key: str) -> None:
         folder = self.location_dir(location)
-        self.store.clear_node(folder)
+        self.store.clear_node(folder, recorded_folder_key(self.root, location.results_dir))
         artifacts = {key: self.store.write_value(folder, key, value) for key, value in values.items()}
         recorder = user_api.current_recorder()
         self.store.put_json(folder / METRICS_FILE, {
