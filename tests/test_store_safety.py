@@ -125,3 +125,48 @@ def test_artifacts_objects_and_json_follow_the_umask(tmp_path: Path, umask: int)
     for path in (node / "_outputs.json", restored / "_outputs.json", store.runs_dir / "run1.json"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
     assert not any(p.stat().st_mode & 0o007 for p in tmp_path.rglob("*") if p.is_file()) or umask == 0o022
+
+
+# -- item 13: a manifest rewritten to match a replaced artifact ------------------------------------
+
+
+def _rewrite_manifest_to_match(root: Path, folder: str, key: str, replacement: object) -> None:
+    """What an attacker (or a careless script) does: replace the artifact, then fix up its hash."""
+    import json
+    import pickle
+
+    from expops_smk.store.hashing import hash_bytes
+
+    node = root / folder
+    data = pickle.dumps(replacement)
+    manifest = json.loads((node / "_outputs.json").read_text())
+    entry = manifest["artifacts"][key]
+    (node / entry["file"]).unlink()
+    (node / entry["file"]).write_bytes(data)
+    entry.update(object=hash_bytes(data), digest=hash_bytes(data), size=len(data))
+    (node / "_outputs.json").write_text(json.dumps(manifest))
+
+
+def test_verify_reports_a_manifest_that_disagrees_with_its_run_record(tmp_path: Path) -> None:
+    from expops_smk.results.housekeeping import verify
+
+    root = write_project(tmp_path / "project", """\
+metadata: {name: records}
+scripts: {main: src/main.py}
+experiment:
+  pipeline:
+    process_adjlist: |
+      load_data
+    processes:
+      - name: load_data
+""", """\
+def load_data():
+    return {"rows": [1, 2, 3]}
+""", script_path="src/main.py")
+    Project(root).run()
+    assert verify(root) == []
+    _rewrite_manifest_to_match(root, "results/load_data", "rows", [6, 6, 6])
+    problems = verify(root)
+    assert len(problems) == 1, problems
+    assert "results/load_data/_outputs.json: disagrees with the run record" in problems[0]
+    assert "(artifacts rows)" in problems[0]

@@ -38,6 +38,7 @@ from expops_smk.runtime.run_key import hash_payload, location_key, recorded_fold
 from expops_smk.runtime.seeding import derive_task_seed, seed_rngs
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.artifacts import Artifact
+from expops_smk.store.files import confined_in_project
 
 
 class UserCodeError(Exception):
@@ -339,7 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", default="")
     parser.add_argument("--log", required=True, type=Path)
     args = parser.parse_args(argv)
-    args.log.parent.mkdir(parents=True, exist_ok=True)
+    try:  # a log that is (or lies in) a symlink out of logs/ would be written through
+        confined_in_project(Path.cwd() / args.log, Path.cwd()).parent.mkdir(parents=True, exist_ok=True)
+    except ExpopsError as exc:
+        report(f"expops-smk: node '{args.process}': {exc}")
+        return 2
     label = args.process
     try:
         with open(args.log, "w", encoding="utf-8") as log:

@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from expops_smk.errors import ExpopsError
-from expops_smk.layout import MANIFEST, RESULTS_DIR, STORE_DIR
+from expops_smk.layout import MANIFEST, STORE_DIR
 from expops_smk.store.artifacts import (ARTIFACT_SUFFIXES, EXTENSIONS, FORMAT_ARROW, FORMAT_PARQUET, FORMAT_PICKLE,
                                         RECORD_FORMAT, Artifact, TamperedArtifactError, check_key, check_name,
                                         parse_artifacts)
-from expops_smk.store.files import (atomic_write, confined, copy_file, hash_or_none, link_into, read_only_mode,
-                                    remove_recorded, tmp_name)
+from expops_smk.store.files import (atomic_write, confined_in_project, copy_file, hash_or_none, link_into,
+                                    read_only_mode, remove_recorded, tmp_name)
 from expops_smk.store.hashing import HASH_ALGORITHM, HashingWriter, hash_bytes, hash_file
 from expops_smk.store.table_digest import table_digest
 
@@ -57,7 +57,7 @@ class Store:
 
     def __init__(self, project_root: Path) -> None:
         self.root = Path(project_root) / STORE_DIR
-        self.results_dir = Path(project_root) / RESULTS_DIR
+        self.project = Path(project_root)
         self.objects_dir = self.root / "objects"
         self.runs_dir = self.root / "runs"
         self.tmp_dir = self.root / "tmp"
@@ -340,17 +340,8 @@ class Store:
         return names
 
     def checked_dir(self, directory: Path) -> Path:
-        """``directory`` if writing there stays where it claims to be (see ``files.confined``).
-
-        Below ``.expops/`` or ``results/`` it must resolve below their resolved places (the two
-        folders themselves may be symlinks, e.g. to a scratch disk); elsewhere (a folder outside
-        any project, as in tests) at least the folder itself must not be a symlink.
-        """
-        directory = Path(directory)
-        for anchor in (self.root, self.results_dir):
-            if directory.is_relative_to(anchor):
-                return confined(directory, anchor)
-        return confined(directory, directory.parent)
+        """``directory`` if writing there stays where it claims to be (``files.confined_in_project``)."""
+        return confined_in_project(Path(directory), self.project)
 
     # -- paths and records ---------------------------------------------------------------------
 

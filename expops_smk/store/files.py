@@ -14,7 +14,7 @@ from pathlib import Path
 import xxhash
 
 from expops_smk.errors import ExpopsError
-from expops_smk.layout import MANIFEST
+from expops_smk.layout import LOGS_DIR, MANIFEST, RESULTS_DIR, STORE_DIR
 from expops_smk.store.hashing import CHUNK_BYTES, hash_file
 
 TMP_PREFIX = ".tmp-"
@@ -49,6 +49,20 @@ def confined(path: Path, anchor: Path) -> Path:
         raise ExpopsError(f"{path}: refusing to write through a symlink: it resolves to {actual}, "
                           f"outside {expected.parent}")
     return path
+
+
+def confined_in_project(path: Path, project_root: Path) -> Path:
+    """``path`` checked by ``confined`` against the project folder it lies in.
+
+    Below ``.expops/``, ``results/`` (node and chart folders) or ``logs/`` it must resolve below
+    their resolved places; elsewhere (a folder outside any project, as in tests) at least ``path``
+    itself must not be a symlink.
+    """
+    path = Path(path)
+    for anchor in (Path(project_root) / STORE_DIR, Path(project_root) / RESULTS_DIR, Path(project_root) / LOGS_DIR):
+        if path.is_relative_to(anchor):
+            return confined(path, anchor)
+    return confined(path, path.parent)
 
 
 def tmp_name() -> str:
