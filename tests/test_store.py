@@ -432,26 +432,28 @@ def test_restore_run_hard_links_objects_and_drops_stale_files(store: Store, tmp_
     source = tmp_path / "results" / "a"
     artifacts = _recorded_node(store, source, "run1")
     target = tmp_path / "results" / "b"
-    target.mkdir(parents=True)
-    (target / "stale.pkl").write_bytes(b"old key")
+    store.write_manifest(target, {"stale": store.write_value(target, "stale", "old key")})
+    store.record_run("run0", target)
+    (target / MANIFEST_NAME).unlink()  # as Snakemake does before a job: only the record knows stale.pkl
     (target / "_metrics.json").write_text("{}")
     (target / "job.log").write_text("log")
+    (target / "user.pkl").write_bytes(b"looks generated, was not recorded")
 
-    assert store.restore_run("run1", target) is True
+    assert store.restore_run("run1", target, previous_key="run0") is True
     for artifact in artifacts.values():
         obj = store.objects_dir / artifact.object[:2] / (artifact.object + Path(artifact.file).suffix)
         assert os.stat(target / artifact.file).st_ino == os.stat(obj).st_ino
     assert (target / MANIFEST_NAME).read_bytes() == (source / MANIFEST_NAME).read_bytes()
     assert json.loads((target / "_metrics.json").read_text()) == {"loss": [0.5, 0.25]}
     assert sorted(p.name for p in target.iterdir()) == sorted(
-        [MANIFEST_NAME, "_metrics.json", "df.parquet", "meta.pkl", "job.log"]
+        [MANIFEST_NAME, "_metrics.json", "df.parquet", "meta.pkl", "job.log", "user.pkl"]
     )
     restored = store.read_manifest(target)
     pd.testing.assert_frame_equal(store.read_value(target, restored["df"]), _frame())
 
     assert store.restore_run("run1", target) is True  # over itself: idempotent, no temp files
     assert sorted(p.name for p in target.iterdir()) == sorted(
-        [MANIFEST_NAME, "_metrics.json", "df.parquet", "meta.pkl", "job.log"]
+        [MANIFEST_NAME, "_metrics.json", "df.parquet", "meta.pkl", "job.log", "user.pkl"]
     )
 
 
@@ -494,15 +496,25 @@ def test_record_run_refuses_a_changed_artifact(store: Store, tmp_path: Path) -> 
         store.record_run("run1", node)
 
 
-def test_clear_node_removes_generated_files_only(store: Store, tmp_path: Path) -> None:
+def test_clear_node_removes_recorded_files_only(store: Store, tmp_path: Path) -> None:
+    node = tmp_path / "n"
+    _recorded_node(store, node, "run1")
+    (node / MANIFEST_NAME).unlink()  # Snakemake deletes the declared output first
+    (node / "job.log").write_text("keep me")
+    (node / "user.pkl").write_bytes(b"a user's file that merely looks generated")
+    (node / "_notes.json").write_text("{}")
+    (node / "sub").mkdir()
+    store.clear_node(node, "run1")
+    assert sorted(p.name for p in node.iterdir()) == ["_notes.json", "job.log", "sub", "user.pkl"]
+    store.clear_node(tmp_path / "never-created")
+
+
+def test_clear_node_without_a_record_removes_what_the_manifest_lists(store: Store, tmp_path: Path) -> None:
     node = tmp_path / "n"
     _node_with_outputs(store, node)
-    store.put_json(node / "_run.json", {"key": "x"})
-    (node / "job.log").write_text("keep me")
-    (node / "sub").mkdir()
+    (node / "user.parquet").write_bytes(b"not ours")
     store.clear_node(node)
-    assert sorted(p.name for p in node.iterdir()) == ["job.log", "sub"]
-    store.clear_node(tmp_path / "never-created")
+    assert sorted(p.name for p in node.iterdir()) == ["user.parquet"]
 
 
 # -- gc ------------------------------------------------------------------------------------------

@@ -109,8 +109,9 @@ def _read_stamp(root: Path) -> dict:
 
 def _write_stamp(root: Path, stamp: dict) -> None:
     from expops_smk.codegen.files import write_if_changed
+    from expops_smk.store.files import confined_in_project
 
-    write_if_changed(root / STAMP_FILE, json.dumps(stamp, indent=1, sort_keys=True) + "\n")
+    write_if_changed(confined_in_project(root / STAMP_FILE, root), json.dumps(stamp, indent=1, sort_keys=True) + "\n")
 
 
 def _fingerprints(root: Path, sources: dict) -> dict:
@@ -153,6 +154,7 @@ def _refresh_data_digest(root: Path, stamp: dict) -> None:
     only when the data file's (mtime, size) changed since the last digest.
     """
     from expops_smk.codegen.files import write_if_changed
+    from expops_smk.store.files import confined_in_project
 
     rel = stamp.get("data_path")
     if rel is None:
@@ -167,6 +169,6 @@ def _refresh_data_digest(root: Path, stamp: dict) -> None:
     from expops_smk.store.hashing import hash_file
 
     digest = hash_file(root / rel)
-    write_if_changed(digest_file, digest + "\n")
+    write_if_changed(confined_in_project(digest_file, root), digest + "\n")
     stamp["data"] = {"fingerprint": fingerprint, "digest": digest}
     _write_stamp(root, stamp)

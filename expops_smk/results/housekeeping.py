@@ -16,7 +16,7 @@ from pathlib import Path
 from expops_smk.config.project import load_project
 from expops_smk.graph.expansion import build_graph
 from expops_smk.layout import MANIFEST, RESULTS_DIR, RUN_FILE
-from expops_smk.runtime.run_key import location_key
+from expops_smk.runtime.run_key import location_key, recorded_folder_key
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.maintenance import collect_store_garbage, verify_artifacts
 
@@ -59,6 +59,8 @@ def _unshared_size(path: Path) -> int:
 
 
 def verify(project_dir: str | Path) -> list[str]:
-    """One line per artifact whose content no longer matches its recorded hash (or is missing)."""
+    """One line per artifact whose content no longer matches its recorded hash (or is missing), and
+    per manifest that disagrees with the run record its folder's ``_run.json`` names."""
     root = Path(project_dir).resolve()
-    return verify_artifacts(Store(root), root / RESULTS_DIR)
+    return verify_artifacts(Store(root), root / RESULTS_DIR,
+                            lambda folder: recorded_folder_key(root, folder.relative_to(root).as_posix()))

@@ -29,6 +29,7 @@ from expops_smk.graph.probes import probe_location, with_process_aliases
 from expops_smk.layout import CHART_RECORD, METRICS_FILE, PLAN_FILE, chart_dir
 from expops_smk.runtime.seeding import seed_rngs
 from expops_smk.runtime.user_api import ChartContext
+from expops_smk.store.files import confined_in_project
 from expops_smk.store.hashing import hash_bytes
 
 
@@ -138,7 +139,7 @@ class ChartRun:
         # Chart code often uses pyplot; jobs have no display, and a GUI backend would fail or hang.
         os.environ.setdefault("MPLBACKEND", "Agg")
         function = self.load_function()
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        confined_in_project(self.output_dir, self.root).mkdir(parents=True, exist_ok=True)
         ctx = ChartContext(
             output_dir=self.output_dir, project_id=self.project.name, run_id=run_id, theme="light",
             chart_name=self.name, metrics=metrics, probe_paths={p.key: p.id for p in self.probes},
@@ -167,7 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("chart")
     parser.add_argument("--log", required=True, type=Path)
     args = parser.parse_args(argv)
-    args.log.parent.mkdir(parents=True, exist_ok=True)
+    try:  # a log that is (or lies in) a symlink out of logs/ would be written through
+        confined_in_project(Path.cwd() / args.log, Path.cwd()).parent.mkdir(parents=True, exist_ok=True)
+    except ExpopsError as exc:
+        print(f"expops-smk: chart '{args.chart}': {exc}", file=sys.stderr)
+        return 2
     with open(args.log, "w", encoding="utf-8") as log:
         try:
             ChartRun(Path.cwd(), args.chart, log).run()

@@ -30,6 +30,8 @@ import json
 import os
 import signal
 import socket
+import stat
+import struct
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -153,14 +155,14 @@ def run_entry_point(entry: str, args: list[str]) -> int:
 
 
 def warm_start_possible(environ: Mapping[str, str]) -> bool:
-    """Abstract Unix sockets and pidfds are Linux features; cluster jobs must not leave a server."""
+    """SO_PEERCRED and pidfds are Linux features; cluster jobs must not leave a server."""
     return (sys.platform.startswith("linux") and hasattr(os, "pidfd_open") and hasattr(socket, "send_fds")
             and environ.get(DISABLE_VARIABLE, "1") != "0"
             and not any(name in environ for name in _CLUSTER_JOB_VARIABLES))
 
 
 def server_name() -> str:
-    """Name of the server that may run this job (an abstract socket name without its NUL byte).
+    """Name of the server that may run this job (its socket is ``<name>.sock`` in ``server_dir()``).
 
     A forked child inherits the server's interpreter, loaded modules and whatever they read while
     importing (thread counts from ``OMP_NUM_THREADS``, locale, limits), so a server serves only
@@ -180,21 +182,111 @@ def server_name() -> str:
     return f"expops-smk-warm-{digest}"
 
 
-def socket_address(name: str) -> str:
-    """Abstract namespace: no file to clean up, no path length limit, gone when the server exits."""
-    return "\0" + name
+_SUN_PATH_BYTES = 107  # sun_path is 108 bytes with its NUL
+_PEER_CREDENTIALS = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
+
+
+def server_dir() -> Path | None:
+    """The user's own folder for servers' sockets and pid files, or None when it is not safe.
+
+    Not an abstract socket name: those are visible to, and can be bound by, every local user, and a
+    squatter would receive the job's environment and standard streams. Only the user can enter
+    this folder (created 0700; checked with lstat: a directory, not a symlink, owned by us, no
+    group or world bits), so only the user (or root) can put a socket in it. It is below
+    ``$XDG_RUNTIME_DIR`` (per-user by design), else ``$TMPDIR`` or /tmp with the uid in its name.
+    """
+    uid = os.getuid()
+    for base in (os.environ.get("XDG_RUNTIME_DIR", ""), os.environ.get("TMPDIR", ""), "/tmp"):
+        folder = Path(base) / f"expops-smk-{uid}"
+        if not base.startswith("/") or len(str(folder).encode()) + 38 > _SUN_PATH_BYTES:
+            continue  # a relative base, or too long for "<32 hex digits>.sock"
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            info = os.lstat(folder)
+        except OSError:
+            return None
+        safe = stat.S_ISDIR(info.st_mode) and info.st_uid == uid and not info.st_mode & 0o077
+        return folder if safe else None
+    return None
+
+
+def server_paths(name: str) -> tuple[Path, Path] | None:
+    """(socket, pid file) of the server ``name``; None when there is no safe folder for them."""
+    folder = server_dir()
+    if folder is None:
+        return None
+    digest = name.rsplit("-", 1)[-1]
+    return folder / f"{digest}.sock", folder / f"{digest}.pid"
+
+
+def authenticated(connection: socket.socket, pid_file: Path) -> bool:
+    """Whether the peer is our user's server whose pid its 0600 pid file names (checked before sending)."""
+    try:
+        pid, uid, _ = _PEER_CREDENTIALS.unpack(
+            connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEER_CREDENTIALS.size))
+        info = os.lstat(pid_file)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            return False
+        return uid == os.getuid() and pid == int(pid_file.read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return False
+
+
+def claim(name: str) -> tuple[socket.socket, int] | None:
+    """For a starting server: its socket, bound (not listening), its pid file written, and a lock.
+
+    None when there is no safe folder, another server is starting (it holds the lock) or serving
+    (its socket answers). The caller listens once its imports are done (until then jobs get
+    ECONNREFUSED and run cold), then closes the lock. The socket of a server that exited, or that
+    stopped accepting because a file changed, answers nothing and is replaced.
+    """
+    import fcntl
+
+    paths = server_paths(name)
+    if paths is None:
+        return None
+    socket_path, pid_file = paths
+    try:
+        lock = os.open(socket_path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
+            if probe.connect_ex(str(socket_path)) == 0:
+                os.close(lock)
+                return None
+        socket_path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        listener.bind(str(socket_path))
+        tmp = pid_file.with_name(f".{pid_file.name}.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with open(descriptor, "w", encoding="ascii") as handle:
+            handle.write(str(os.getpid()))
+        os.replace(tmp, pid_file)
+    except OSError:
+        os.close(lock)
+        return None
+    return listener, lock
 
 
 def run_in_server(entry: str, args: list[str]) -> int | None:
     """The job's exit code, or None when no server took it (the caller then runs it itself)."""
     name = server_name()
+    paths = server_paths(name)
+    if paths is None:  # no folder only we can enter: never talk to (or start) a server
+        return None
+    socket_path, pid_file = paths
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     with connection:
         try:
-            connection.connect(socket_address(name))
+            connection.connect(str(socket_path))
         except OSError:  # none yet, or still importing: this job runs cold
             start_server(name)
             return None
+        if not authenticated(connection, pid_file):
+            return None  # someone else's socket: send nothing, run cold
         request = {"entry": entry, "args": args, "cwd": os.getcwd(), "env": dict(os.environ)}
         try:
             socket.send_fds(connection, [json.dumps(request).encode()], [0, 1, 2])
@@ -249,7 +341,7 @@ def send(connection: socket.socket, message: Mapping[str, Any]) -> None:
 def start_server(name: str) -> None:
     """Start a server in the background (its own session, so Snakemake's job kills miss it).
 
-    Several jobs may start one at once: the first to bind the name serves, the others exit.
+    Several jobs may start one at once: the first to lock the name serves, the others exit.
     """
     import subprocess
 

@@ -34,10 +34,11 @@ from expops_smk.layout import DATA_DIGEST, MANIFEST, METRICS_FILE, PLAN_FILE, RU
 from expops_smk.runtime import user_api
 from expops_smk.runtime.launch import SERVER_PID_VARIABLE, report
 from expops_smk.runtime.forcing import cache_bypass_reason
-from expops_smk.runtime.run_key import hash_payload, location_key, run_payload
+from expops_smk.runtime.run_key import hash_payload, location_key, recorded_folder_key, run_payload
 from expops_smk.runtime.seeding import derive_task_seed, seed_rngs
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.artifacts import Artifact
+from expops_smk.store.files import confined_in_project
 
 
 class UserCodeError(Exception):
@@ -163,7 +164,8 @@ class NodeRun:
                                      [f"{loc.results_dir}/{MANIFEST}" for loc in locations], self.project.execution.benchmark)
         if bypass:
             self.say(f"run cache bypassed ({bypass}): executing user code")
-        if not bypass and all(self.store.restore_run(location_key(run_key, loc), self.location_dir(loc))
+        if not bypass and all(self.store.restore_run(location_key(run_key, loc), self.location_dir(loc),
+                                                     recorded_folder_key(self.root, loc.results_dir))
                               for loc in locations):
             outcome = "restored"
             self.say(f"inputs, code and parameters match a recorded run ({run_key}): outputs restored, user code not run")
@@ -183,12 +185,13 @@ class NodeRun:
 
     def write_outputs(self, location: Node, values: Mapping[str, Any], run_key: str) -> None:
         folder = self.location_dir(location)
-        self.store.clear_node(folder)
+        recorded = recorded_folder_key(self.root, location.results_dir)
+        self.store.clear_node(folder, recorded)
         try:
             artifacts = {key: self.store.write_value(folder, key, value) for key, value in values.items()}
         except ExpopsError as exc:  # a value that cannot be pickled: its traceback goes to the log
             traceback.print_exception(exc, file=self.log)
-            self.store.clear_node(folder)
+            self.store.clear_node(folder, recorded)
             raise self.fail(str(exc)) from None
         recorder = user_api.current_recorder()
         self.store.put_json(folder / METRICS_FILE, {
@@ -373,7 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", default="")
     parser.add_argument("--log", required=True, type=Path)
     args = parser.parse_args(argv)
-    args.log.parent.mkdir(parents=True, exist_ok=True)
+    try:  # a log that is (or lies in) a symlink out of logs/ would be written through
+        confined_in_project(Path.cwd() / args.log, Path.cwd()).parent.mkdir(parents=True, exist_ok=True)
+    except ExpopsError as exc:
+        report(f"expops-smk: node '{args.process}': {exc}")
+        return 2
     label = args.process
     try:
         with open(args.log, "w", encoding="utf-8") as log:

@@ -8,11 +8,13 @@ payload with the current one field by field to say *why* a node would re-run.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Mapping
 
 from expops_smk.config.libraries import installed_versions
 from expops_smk.config.model import ProcessSpec, ProjectConfig, accepted_parameters
 from expops_smk.graph.nodes import Node, NodeInput
+from expops_smk.layout import RUN_FILE
 from expops_smk.store.artifacts import Artifact
 from expops_smk.store.hashing import hash_bytes
 
@@ -57,4 +59,22 @@ def hash_payload(payload: Mapping[str, Any]) -> str:
 
 def location_key(run_key: str, location: Node) -> str:
     """Run records are kept per output folder (a data split writes one folder per partition)."""
-    return hash_bytes(f"{run_key}|{location.results_dir}".encode())
+    return folder_key(run_key, location.results_dir)
+
+
+def folder_key(run_key: str, results_dir: str) -> str:
+    """The run record's name for ``run_key`` in the folder ``results_dir`` (relative, ``/``-separated)."""
+    return hash_bytes(f"{run_key}|{results_dir}".encode())
+
+
+def recorded_folder_key(project_root: Path, results_dir: str) -> str | None:
+    """The run record of the folder's last execution, as its ``_run.json`` names it; None if unknown.
+
+    That record lists what the execution wrote (so only that is deleted before the next one) and
+    the artifacts it produced (so ``verify`` catches a manifest rewritten to match a replaced file).
+    """
+    try:
+        run_key = json.loads((Path(project_root) / results_dir / RUN_FILE).read_text(encoding="utf-8"))["run_key"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return folder_key(run_key, results_dir) if isinstance(run_key, str) else None

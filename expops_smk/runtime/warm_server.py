@@ -1,7 +1,7 @@
 """The warm interpreter that jobs are forked from (see ``expops_smk.runtime.launch`` for why and when).
 
-``python -m expops_smk.runtime.warm_server NAME`` claims the abstract socket NAME (a second server for the
-same name exits at once), imports the runtime, pandas, pyarrow and the third-party modules the
+``python -m expops_smk.runtime.warm_server NAME`` claims the socket NAME in the user's 0700 folder
+(``launch.claim``; a second server for the same name exits at once), imports the runtime, pandas, pyarrow and the third-party modules the
 project's scripts import at top level, then forks one child per job request. The user's own scripts
 and helper modules are never imported here: each child imports them fresh, so an edit is seen by
 the next job exactly as with a cold start, and code hashes stay what they were.
@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from expops_smk.runtime.launch import (IDLE_VARIABLE, MAX_MESSAGE_BYTES, SERVER_PID_VARIABLE, claim, receive,
+                                       run_entry_point, send)
 from expops_smk.runtime.preload import Freshness, freshness, modules_to_preload, preload, project_scripts
-from expops_smk.runtime.launch import (IDLE_VARIABLE, MAX_MESSAGE_BYTES, SERVER_PID_VARIABLE, receive,
-                                       run_entry_point, send, socket_address)
 
 
 DEFAULT_IDLE_SECONDS = 60.0
@@ -74,12 +74,10 @@ def log(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    name = argv[0]
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    try:
-        listener.bind(socket_address(name))
-    except OSError:
-        return 0  # another job's server has the name
+    claimed = claim(argv[0])
+    if claimed is None:
+        return 0  # another job's server has the name, or there is no safe place for its socket
+    listener, lock = claimed
     root = Path.cwd()
     started = time.perf_counter()
     scripts = project_scripts(root)  # read from the plan once, for the preload list and the watch list
@@ -89,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     unsafe = threading.active_count() > 1
     gc.freeze()  # keep the imported objects out of the collector, so children do not copy their pages
     listener.listen(64)
+    os.close(lock)
     log(f"serving {root} with {len(loaded)} modules preloaded in {time.perf_counter() - started:.1f}s"
         + ("; refusing every job: a preloaded module started a thread" if unsafe else ""))
     server = Server(listener, freshness(root, scripts), idle_seconds(), refuse_all=unsafe)
@@ -154,12 +153,15 @@ class Server:
             _, uid, _ = _PEER_CREDENTIALS.unpack(
                 connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEER_CREDENTIALS.size))
             if uid != os.getuid():
-                connection.close()  # the abstract namespace is shared by all users of the machine
+                connection.close()  # only root could have put it in our folder; serve only our user
                 return None
             connection.settimeout(5.0)  # a client sends its request right after connecting
             data, descriptors, _, _ = socket.recv_fds(connection, MAX_MESSAGE_BYTES, 3)
             connection.settimeout(None)
         except OSError:
+            connection.close()
+            return None
+        if not data and not descriptors:  # a starting server checking whether this one answers
             connection.close()
             return None
         refusal = self.refusal() if len(descriptors) == 3 and data else "malformed request"

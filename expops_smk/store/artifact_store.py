@@ -36,8 +36,8 @@ from expops_smk.store.artifacts import (ARTIFACT_SUFFIXES, EXTENSIONS, FORMAT_AR
                                         RECORD_FORMAT, Artifact, TamperedArtifactError, check_key, check_name,
                                         parse_artifacts)
 from expops_smk.store.exactness import parquet_exact
-from expops_smk.store.files import (READ_ONLY, atomic_write, copy_file, hash_or_none, link_into, remove_generated,
-                                    tmp_name)
+from expops_smk.store.files import (atomic_write, confined_in_project, copy_file, hash_or_none, link_into,
+                                    read_only_mode, remove_recorded, tmp_name)
 from expops_smk.store.hashing import HASH_ALGORITHM, HashingWriter, hash_bytes, hash_file
 from expops_smk.store.table_digest import table_digest
 
@@ -58,6 +58,7 @@ class Store:
 
     def __init__(self, project_root: Path) -> None:
         self.root = Path(project_root) / STORE_DIR
+        self.project = Path(project_root)
         self.objects_dir = self.root / "objects"
         self.runs_dir = self.root / "runs"
         self.tmp_dir = self.root / "tmp"
@@ -73,7 +74,8 @@ class Store:
         appears under a final name.
         """
         check_key(key)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        node_dir = self.checked_dir(node_dir)
+        self.checked_dir(self.tmp_dir).mkdir(parents=True, exist_ok=True)
         stored = self._write_table(value)
         if stored is None:
             stored = self._write_pickle(key, value)
@@ -156,8 +158,8 @@ class Store:
         (damaged through a hard link) is replaced by the fresh bytes.
         """
         obj = self.object_path(object_hash, ext)
-        obj.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(tmp, READ_ONLY)
+        self.checked_dir(obj.parent).mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp, read_only_mode())
         try:
             os.link(tmp, obj)
         except FileExistsError:
@@ -174,7 +176,7 @@ class Store:
         Copying, not linking, keeps the store's object independent of a file the runtime may
         still rewrite; ``expected`` refuses to store a file that was changed after it was written.
         """
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.checked_dir(self.tmp_dir).mkdir(parents=True, exist_ok=True)
         tmp = self._new_tmp()
         try:
             object_hash = copy_file(src, tmp)
@@ -241,6 +243,7 @@ class Store:
     def put_json(self, path: Path, payload: Any) -> None:
         """Write JSON atomically with deterministic bytes (sorted keys, indent 1, trailing newline)."""
         text = json.dumps(payload, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+        self.checked_dir(Path(path).parent)
         atomic_write(Path(path), text.encode("utf-8"))
 
     # -- run cache -----------------------------------------------------------------------------
@@ -282,13 +285,14 @@ class Store:
         hashes = {a.file: a.object for a in artifacts.values()} | extras
         return all(self.object_path(h, suffix(name)).is_file() for name, h in hashes.items())
 
-    def restore_run(self, run_key: str, node_dir: Path) -> bool:
+    def restore_run(self, run_key: str, node_dir: Path, previous_key: str | None = None) -> bool:
         """Replay a recorded execution into ``node_dir`` by hard-linking its stored objects.
 
         Returns False (touching nothing) unless the record exists and every object exists and
         hashes to its name. Values are never re-serialised: the restored bytes are exactly the
         recorded ones. Files of a previous execution that the record does not list are removed;
-        the manifest is written last.
+        the manifest is written last. ``previous_key`` names the record of the folder's previous
+        execution, whose files (and the current manifest's) are the only ones removed.
         """
         check_name(run_key, "run key")
         record = self.load_run(self._run_path(run_key))
@@ -300,26 +304,50 @@ class Store:
         intact = {obj: hash_or_none(obj) for obj in set(wanted.values())}  # shared objects once
         if any(intact[wanted[name]] != h for name, h in hashes.items()):
             return False
-        node_dir = Path(node_dir)
+        node_dir = self.checked_dir(Path(node_dir))
         node_dir.mkdir(parents=True, exist_ok=True)
+        previous = self.recorded_files(node_dir, previous_key)
         try:
             for name, obj in wanted.items():
                 link_into(obj, node_dir / name)
         except FileNotFoundError:  # an object vanished meanwhile (concurrent gc): run instead
-            self.clear_node(node_dir)
+            self.clear_node(node_dir, run_key)
             return False
-        remove_generated(node_dir, keep=set(wanted) | {MANIFEST})
+        remove_recorded(node_dir, previous, keep=set(wanted) | {MANIFEST})
         self.write_manifest(node_dir, artifacts)
         return True
 
-    def clear_node(self, node_dir: Path) -> None:
-        """Remove what a previous execution generated so keys it returned do not linger.
+    def clear_node(self, node_dir: Path, previous_key: str | None = None) -> None:
+        """Remove what a previous execution wrote so keys it returned do not linger.
 
-        Removes the manifest, artifacts (``*.parquet``, ``*.pkl``), extra files (``_*.json``) and
-        leftover temp files; anything else, such as the job's log, stays.
+        Removes only files the store recorded writing: the manifest and the artifacts it lists, and
+        the artifacts and extra files of the run record ``previous_key`` (Snakemake deletes the
+        manifest before a job runs, so the record is what still knows them). A file that merely
+        looks generated (a user's ``*.pkl``) stays, and so does anything behind a symlink.
         """
-        if Path(node_dir).is_dir():
-            remove_generated(Path(node_dir), keep=set())
+        node_dir = self.checked_dir(Path(node_dir))
+        if node_dir.is_dir():
+            remove_recorded(node_dir, self.recorded_files(node_dir, previous_key))
+
+    def recorded_files(self, node_dir: Path, record_key: str | None) -> set[str]:
+        """Names in ``node_dir`` the store wrote: its manifest, what it lists, what ``record_key`` lists."""
+        names = {MANIFEST}
+        try:
+            names.update(a.file for a in self.read_manifest(node_dir).values())
+        except ExpopsError:
+            pass  # no readable manifest: it lists nothing
+        if record_key is not None:
+            check_name(record_key, "run key")
+            record = self.load_run(self._run_path(record_key))
+            if record is not None:
+                artifacts, extras = record
+                names.update(a.file for a in artifacts.values())
+                names.update(extras)
+        return names
+
+    def checked_dir(self, directory: Path) -> Path:
+        """``directory`` if writing there stays where it claims to be (``files.confined_in_project``)."""
+        return confined_in_project(Path(directory), self.project)
 
     # -- paths and records ---------------------------------------------------------------------
 

@@ -7,19 +7,62 @@ its destination and renamed into place.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import xxhash
 
-from expops_smk.layout import MANIFEST
-from expops_smk.store.artifacts import ARTIFACT_SUFFIXES
+from expops_smk.errors import ExpopsError
+from expops_smk.layout import LOGS_DIR, MANIFEST, RESULTS_DIR, STORE_DIR
 from expops_smk.store.hashing import CHUNK_BYTES, hash_file
 
 TMP_PREFIX = ".tmp-"
-READ_ONLY = 0o444
 STALE_TMP_SECONDS = 3600
 """A temp file untouched this long belongs to a crashed writer (live writers keep touching theirs)."""
+
+
+def read_only_mode() -> int:
+    """Read-only for whoever the user's umask lets read: 0444 under umask 022, 0400 under 077.
+
+    Artifacts are hard links to store objects, so their mode is the objects' mode; a fixed 0444
+    would make every result world-readable even for a user who set ``umask 077``.
+    """
+    umask = os.umask(0o077)  # the only way to read the umask; set back at once
+    os.umask(umask)
+    return 0o444 & ~umask
+
+
+def confined(path: Path, anchor: Path) -> Path:
+    """``path`` (below ``anchor``) if it resolves to where it claims, else an ``ExpopsError``.
+
+    The runtime writes and deletes in node folders and the store; a symlink there (a node folder
+    linked to ``/etc``, a ``.expops/objects`` pointing elsewhere) would make it write or delete
+    outside the project. ``anchor`` itself (``results/``, ``.expops/``) may be a symlink, e.g.
+    to a scratch disk: only what lies below it must resolve below its resolved place.
+    """
+    path = Path(path)
+    relative = path.relative_to(anchor)
+    expected = Path(os.path.realpath(anchor)) / relative
+    actual = Path(os.path.realpath(path))
+    if actual != expected:
+        raise ExpopsError(f"{path}: refusing to write through a symlink: it resolves to {actual}, "
+                          f"outside {expected.parent}")
+    return path
+
+
+def confined_in_project(path: Path, project_root: Path) -> Path:
+    """``path`` checked by ``confined`` against the project folder it lies in.
+
+    Below ``.expops/``, ``results/`` (node and chart folders) or ``logs/`` it must resolve below
+    their resolved places; elsewhere (a folder outside any project, as in tests) at least ``path``
+    itself must not be a symlink.
+    """
+    path = Path(path)
+    for anchor in (Path(project_root) / STORE_DIR, Path(project_root) / RESULTS_DIR, Path(project_root) / LOGS_DIR):
+        if path.is_relative_to(anchor):
+            return confined(path, anchor)
+    return confined(path, path.parent)
 
 
 def tmp_name() -> str:
@@ -63,7 +106,7 @@ def link_into(obj: Path, dest: Path) -> None:
             os.link(obj, tmp)
         except OSError:  # cross-device store, no hard-link support, or protected_hardlinks
             copy_file(obj, tmp)
-            os.chmod(tmp, READ_ONLY)
+            os.chmod(tmp, read_only_mode())
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -80,22 +123,21 @@ def atomic_write(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def is_generated(name: str) -> bool:
-    """Files a node execution creates in its dir (as opposed to e.g. the job's log)."""
-    return (
-        name == MANIFEST
-        or name.endswith(ARTIFACT_SUFFIXES)
-        or (name.startswith("_") and name.endswith(".json"))
-        or name.startswith(TMP_PREFIX)
-    )
+def remove_recorded(node_dir: Path, names: set[str], keep: frozenset[str] | set[str] = frozenset()) -> None:
+    """Delete the files named in ``names`` (ones the store recorded writing) except ``keep``.
 
-
-def remove_generated(node_dir: Path, keep: set[str]) -> None:
-    """Delete generated files in ``node_dir`` (not below it) except those named in ``keep``."""
-    with os.scandir(node_dir) as entries:
-        for entry in entries:
-            if entry.is_file(follow_symlinks=False) and is_generated(entry.name) and entry.name not in keep:
-                os.unlink(entry.path)
+    Only plain names directly in ``node_dir`` and only regular files (never a symlink's target):
+    a file that merely looks generated, such as a user's ``data.pkl``, is not the store's to delete.
+    """
+    for name in sorted(set(names) - set(keep)):
+        if not name or "/" in name or name in (".", ".."):
+            continue
+        path = Path(node_dir) / name
+        try:
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def find_manifests(results_dir: Path) -> Iterator[Path]:

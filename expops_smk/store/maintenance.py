@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from expops_smk.errors import ExpopsError
 from expops_smk.store.artifact_store import Store, suffix
+from expops_smk.store.artifacts import Artifact
 from expops_smk.store.files import STALE_TMP_SECONDS, TMP_PREFIX, files_in, find_manifests
 from expops_smk.store.hashing import hash_file
 
 
-def verify_artifacts(store: Store, results_dir: Path) -> list[str]:
+def verify_artifacts(store: Store, results_dir: Path,
+                     record_key: Callable[[Path], str | None] | None = None) -> list[str]:
     """Re-hash every artifact listed by a manifest under ``results_dir``.
 
-    Returns one line per problem (unreadable manifest, missing file, hash mismatch); an empty
-    list means every artifact is intact. Hard links to one object are hashed once.
+    Returns one line per problem (unreadable manifest, missing file, hash mismatch, a manifest that
+    disagrees with its folder's run record); an empty list means every artifact is intact. Hard
+    links to one object are hashed once. ``record_key`` names a folder's run record (None when it
+    has none): a manifest rewritten to match a replaced file still differs from that record.
     """
     problems: list[str] = []
     seen: dict[tuple[int, int, int, int], str] = {}
@@ -30,6 +35,9 @@ def verify_artifacts(store: Store, results_dir: Path) -> list[str]:
         except ExpopsError as error:
             problems.append(str(error))
             continue
+        key = record_key(manifest.parent) if record_key is not None else None
+        if key is not None:
+            problems.extend(disagreement(store, manifest, artifacts, key))
         for artifact in artifacts.values():
             path = manifest.parent / artifact.file
             try:
@@ -48,6 +56,23 @@ def verify_artifacts(store: Store, results_dir: Path) -> list[str]:
                     f"{path}: content hash {found} does not match {artifact.object} recorded in {manifest}"
                 )
     return problems
+
+
+def disagreement(store: Store, manifest: Path, artifacts: dict[str, Artifact], record_key: str) -> list[str]:
+    """A line when ``manifest`` lists other objects than the run record ``record_key``.
+
+    A record that is gone (removed by ``gc``, or never written) proves nothing either way.
+    """
+    record = store.load_run(store.runs_dir / f"{record_key}.json")
+    if record is None:
+        return []
+    listed = {key: a.object for key, a in artifacts.items()}
+    recorded = {key: a.object for key, a in record[0].items()}
+    if listed == recorded:
+        return []
+    keys = sorted(k for k in listed.keys() | recorded.keys() if listed.get(k) != recorded.get(k))
+    return [f"{manifest}: disagrees with the run record {store.runs_dir / (record_key + '.json')} "
+            f"(artifacts {', '.join(keys)}): the manifest was changed after the node wrote it; re-run that node"]
 
 
 def collect_store_garbage(
