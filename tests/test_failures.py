@@ -1,6 +1,6 @@
 """A job that fails in any way says so in one line naming its node, and writes no outputs.
 
-In-process (``node_run.main``): ``sys.exit()`` and KeyboardInterrupt in user code, values that
+In-process (``node_job.main``): ``sys.exit()`` and KeyboardInterrupt in user code, values that
 cannot be pickled. Real processes (``python -m expops_smk.runtime.launch``, cold): ``os._exit`` and
 a segfault, which no code in the dying process can report, so the launcher does; and
 ``sys.exit(0)`` through a real Snakemake run, which used to end in a silent MissingOutputException.
@@ -21,7 +21,7 @@ from e2e import CALLS_HELPER, Project
 from projects import write_project
 
 from expops_smk.codegen.prepare import generate_project
-from expops_smk.runtime import node_run
+from expops_smk.runtime import node_job
 from expops_smk.runtime.launch import exit_status, job_label
 
 CONFIG = """\
@@ -120,13 +120,13 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     root = write_project(tmp_path / "project", CONFIG, MAIN, script_path="src/main.py")
     generate_project(root)
     monkeypatch.chdir(root)
-    assert node_run.main(["load", "--log", "logs/load.log"]) == 0
+    assert node_job.main(["load", "--log", "logs/load.log"]) == 0
     capsys.readouterr()
     return root
 
 
 def run_in_process(process: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:
-    code = node_run.main([process, *args, "--log", f"logs/{process}.log"])
+    code = node_job.main([process, *args, "--log", f"logs/{process}.log"])
     return code, capsys.readouterr().err.splitlines()
 
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from e2e import REPO
 from projects import write_project
 
-from expops_smk.runtime import node_run, seeding, user_api
+from expops_smk.runtime import node_job, seeding, user_api
 from expops_smk.runtime.splitting import SplitError, partition_bounds, split_rows
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.artifacts import Artifact
@@ -165,7 +165,7 @@ def seeded(random_seed):
 
 
 def run_node(root: Path, process: str, *args: str) -> int:
-    return node_run.main([process, *args, "--log", f"logs/{process}.log"])
+    return node_job.main([process, *args, "--log", f"logs/{process}.log"])
 
 
 @pytest.fixture

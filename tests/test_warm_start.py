@@ -107,7 +107,7 @@ def test_preload_skips_project_modules_and_fork_unsafe_frameworks(tmp_path: Path
     monkeypatch.syspath_prepend(str(root))  # `helpers` importable, as it would be for a job
     generate_project(root)
     names = modules_to_preload(root.resolve(), project_scripts(root.resolve()))
-    assert {"numpy", "pandas", "sklearn", "sklearn.metrics", "os", "time", "expops_smk.runtime.node_run"} <= set(names)
+    assert {"numpy", "pandas", "sklearn", "sklearn.metrics", "os", "time", "expops_smk.runtime.node_job"} <= set(names)
     assert not {"helpers", "torch", "expops.core", "nonexistent_xyz"} & set(names)
 
 

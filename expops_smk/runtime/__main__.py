@@ -2,6 +2,6 @@
 
 import sys
 
-from expops_smk.runtime.node_run import main
+from expops_smk.runtime.node_job import main
 
 sys.exit(main())

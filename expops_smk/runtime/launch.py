@@ -38,7 +38,7 @@ from typing import Any, Mapping
 
 from expops_smk.layout import SERVER_LOG
 
-ENTRY_POINTS = {"runtime": "expops_smk.runtime.node_run", "charts": "expops_smk.runtime.chart_job"}
+ENTRY_POINTS = {"runtime": "expops_smk.runtime.node_job", "charts": "expops_smk.runtime.chart_job"}
 """What a job can run: the node runtime and the chart renderer. Each module has ``main(argv)``."""
 
 DISABLE_VARIABLE = "EXPOPS_SMK_WARM"

@@ -14,7 +14,6 @@ user's function prints one line pointing at the job log, which keeps the full tr
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import os
@@ -38,7 +37,6 @@ from expops_smk.runtime.run_key import hash_payload, location_key, recorded_fold
 from expops_smk.runtime.seeding import derive_task_seed, seed_rngs
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.artifacts import Artifact
-from expops_smk.store.files import confined_in_project
 
 
 class UserCodeError(Exception):
@@ -367,43 +365,3 @@ def _read_text(path: Path | None) -> str:
         return path.read_text(encoding="utf-8")
     except OSError:
         return ""
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m expops_smk.runtime", description="Run one expops-smk node.")
-    parser.add_argument("process")
-    parser.add_argument("--partition", default="")
-    parser.add_argument("--seed", default="")
-    parser.add_argument("--log", required=True, type=Path)
-    args = parser.parse_args(argv)
-    try:  # a log that is (or lies in) a symlink out of logs/ would be written through
-        confined_in_project(Path.cwd() / args.log, Path.cwd()).parent.mkdir(parents=True, exist_ok=True)
-    except ExpopsError as exc:
-        report(f"expops-smk: node '{args.process}': {exc}")
-        return 2
-    label = args.process
-    try:
-        with open(args.log, "w", encoding="utf-8") as log:
-            try:
-                run = NodeRun(Path.cwd(), args.process, args.partition, args.seed, log)
-                label = run.node.label
-                run.run()
-            except ExpopsError as exc:
-                log.write(f"error: {exc}\n")
-                report(f"expops-smk: {exc} (log: {args.log})")
-                return 2
-            except UserCodeError as exc:
-                report(f"expops-smk: node '{exc.label}': {exc.what} {exc} (traceback in {args.log})")
-                return 1
-            except OSError:
-                # The store or the results folder failed (disk full, read-only, permissions); the
-                # user's own OSErrors are UserCodeErrors by now. The log may be on the full disk too.
-                with contextlib.suppress(OSError):
-                    traceback.print_exc(file=log)
-                    log.flush()
-                raise
-    except OSError as exc:
-        where = f": {exc.filename}" if exc.filename else ""
-        report(f"expops-smk: node '{label}': {exc.strerror or exc}{where} (log: {args.log})")
-        return 2
-    return 0

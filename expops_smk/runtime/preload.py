@@ -18,7 +18,7 @@ from pathlib import Path
 
 from expops_smk.layout import PLAN_FILE
 
-BASE_MODULES = ("expops_smk.runtime.node_run", "expops_smk.runtime.chart_job", "expops_smk.runtime.user_scripts", "numpy",
+BASE_MODULES = ("expops_smk.runtime.node_job", "expops_smk.runtime.chart_job", "expops_smk.runtime.user_scripts", "numpy",
                 "pandas", "pyarrow.parquet", "pyarrow.dataset")
 """What every node imports (or a chart node, for ``charts``) whatever the project. ``pyarrow.dataset``
 is what ``pyarrow.parquet.read_table`` imports on first use (about 20 ms): every node reading a table."""
