@@ -541,3 +541,37 @@ def test_snakemake_report_shows_tables_summary_and_plots_in_chromium(project: Pa
     nav = re.sub(r"<[^>]+>", "|", app)
     for category in ("Results", "Summary", "load", "split", "summarize"):
         assert f"|{category}|" in nav, category
+
+
+@pytest.mark.e2e
+def test_clean_removes_what_delete_all_output_leaves_and_nothing_else(project: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy, symlinks=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.log").write_text("not ours")
+    shutil.rmtree(copy / "logs/train")
+    (copy / "logs/train").symlink_to(outside, target_is_directory=True)
+    (copy / "results/load/notes.txt").write_text("the user's")
+    artifacts = sorted(copy.glob("results/**/*.p*"))
+    assert len(artifacts) == 1 + 2 + 2 + 6 + 2  # load, split x2, seeds x2, train x6, summarize best + scores
+
+    dry = CliRunner().invoke(cli, ["clean", str(copy), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "would remove" in dry.output and all(path.exists() for path in artifacts)
+
+    deleted = subprocess.run([str(SNAKEMAKE), "--cores", "1", "--delete-all-output"], cwd=copy,
+                             capture_output=True, text=True, timeout=300)
+    assert deleted.returncode == 0, deleted.stderr[-3000:]
+    assert not list(copy.glob("results/**/_outputs.json"))
+    assert all(path.exists() for path in artifacts)  # undeclared: Snakemake leaves them
+
+    cleaned = CliRunner().invoke(cli, ["clean", str(copy)])
+    assert cleaned.exit_code == 0, cleaned.output
+    assert "skipped" in cleaned.output and "logs/train" in cleaned.output
+    assert not any(path.exists() for path in artifacts)
+    assert not list(copy.glob("results/**/_*.json")) and not (copy / ".expops").exists()
+    assert not [path for path in (copy / "logs").rglob("*.log") if "train" not in path.parts]  # every job log
+    assert (outside / "keep.log").read_text() == "not ours"  # a symlink out of the project is not followed
+    assert (copy / "results/load/notes.txt").read_text() == "the user's"
+    assert (copy / "workflow/Snakefile").is_file() and (copy / "configs/project_config.yaml").is_file()
