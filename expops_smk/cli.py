@@ -206,6 +206,22 @@ def gc(project: Path, dry_run: bool) -> None:
 
 @main.command()
 @PROJECT_ARGUMENT
+@click.option("--dry-run", is_flag=True, help="Only print what would be removed.")
+@reports_errors
+def clean(project: Path, dry_run: bool) -> None:
+    """Remove every file expops-smk recorded writing: results, artifacts, logs, the .expops store."""
+    from expops_smk.results.clean import clean as clean_project
+
+    report = clean_project(project, dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for path in report.skipped_links:
+        click.echo(f"skipped {os.path.relpath(path, Path.cwd())} (a symlink or inside one: not followed)")
+    click.echo(f"{verb} {len(report.removed)} files, {'freeing' if dry_run else 'freed'} "
+               f"{report.freed_bytes / 1e6:.1f} MB; workflow/ is kept (expops-smk generate rewrites it)")
+
+
+@main.command()
+@PROJECT_ARGUMENT
 @reports_errors
 def verify(project: Path) -> None:
     """Re-hash every artifact under results/ and report those that no longer match (exit 1)."""

@@ -477,3 +477,16 @@ def test_sys_exit_in_chart_code_fails_the_chart(tmp_path: Path, script: str, lin
     from expops_smk.layout import chart_dir
 
     assert not list((root / chart_dir("broken")).glob("*.png"))
+
+
+@pytest.mark.e2e
+def test_expops_report_embeds_every_chart_png(ran: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    root, _ = ran
+    output = tmp_path / "report.html"
+    made = run([sys.executable, "-m", "expops_smk.cli", "report", ".", "--output", str(output)], root)
+    assert made.returncode == 0, made.stderr[-3000:]
+    page = output.read_text(encoding="utf-8")
+    charts = page[page.index("<h2>Charts</h2>"):page.index("<h2>Aggregated tables</h2>")]
+    for alt in ("by_metrics: by_metrics", "by_both: both", "by_ctx: ctx"):
+        assert f'<img alt="{alt}" src="data:image/png;base64,' in charts, alt
+    assert "live_losses" not in charts  # dynamic charts are skipped, so not drawn

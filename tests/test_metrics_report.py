@@ -104,7 +104,9 @@ def train(df, random_seed):
 def summarize(score):
     best = max(v for per_seed in score.values() for v in per_seed.values())
     log_metric("best", best)
-    return {"best": best}
+    table = pd.DataFrame([{"partition": p, "seed": s, "score": v} for p, per_seed in sorted(score.items())
+                          for s, v in sorted(per_seed.items())])
+    return {"best": best, "scores": table}
 '''
 
 
@@ -461,3 +463,115 @@ def test_report_renders_in_headless_chromium(project: Path, tmp_path: Path) -> N
                     output.as_uri(), profile=tmp_path / "profile")
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert_png(screenshot)
+
+
+# -- what the reports show beyond metrics ----------------------------------------------------------
+
+def test_report_shows_aggregation_tables(project: Path) -> None:
+    from expops_smk.results import report
+
+    page = report.build_report(project).html
+    section = page[page.index("<h2>Aggregated tables</h2>"):page.index("<h2>Workflow graph</h2>")]
+    assert "summarize: scores</h3>" in section
+    table = re.search(r"<table.*?</table>", section, re.S)
+    assert table is not None and table.group(0).count("<tr") == 1 + 6  # header + 2 partitions x 3 seeds
+    # score = sum of the partition's rows + seed: p1 = 1..5, p2 = 6..10
+    for score in (16, 17, 18, 41, 42, 43):
+        assert f"<td>{score}" in table.group(0)
+    assert "The project defines no charts." in page
+
+
+@pytest.mark.e2e
+def test_restored_node_reports_its_original_compute_time(project: Path, tmp_path: Path) -> None:
+    from expops_smk.graph.nodes import Node
+    from expops_smk.results import report
+    from expops_smk.runtime.run_key import location_key
+
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy, symlinks=True)
+    folder = copy / "results/train/p1/s1"
+    executed = json.loads((folder / "_run.json").read_text())
+    assert executed["outcome"] == "executed" and executed["computed_seconds"] > 0
+    key = location_key(executed["run_key"], Node("train", (1,), (1,)))
+    record = json.loads((copy / ".expops/runs" / f"{key}.json").read_text())
+    assert record["seconds"] == executed["computed_seconds"]
+    (folder / "_outputs.json").unlink()
+    # Asked for by name: Snakemake does not rebuild a missing intermediate file for `all`.
+    result = subprocess.run([str(SNAKEMAKE), "--cores", "1", "results/train/p1/s1/_outputs.json"], cwd=copy,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    restored = json.loads((folder / "_run.json").read_text())
+    assert restored["outcome"] == "restored"
+    assert restored["computed_seconds"] == executed["computed_seconds"]
+    page = report.build_report(copy).html
+    row = re.search(r"<tr><td>train P1 S1</td>(.*?)</tr>", page, re.S)
+    assert row is not None
+    assert f"restored in {restored['seconds']} s (computed in {executed['computed_seconds']} s)" in row.group(1)
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+def test_snakemake_report_shows_tables_summary_and_plots_in_chromium(project: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy, symlinks=True)
+    files = subprocess.run([str(SNAKEMAKE), "--cores", "1", "report_files"], cwd=copy,
+                           capture_output=True, text=True, timeout=300)
+    assert files.returncode == 0, files.stderr[-4000:]
+    summary = (copy / "results/report/Summary/metrics/summary.html").read_text()
+    assert summary.count("<tr") == 1 + 4 and "29.5" in summary  # header + split, train loss, train score, summarize
+    scores = (copy / "results/report/summarize/all/scores.html").read_text()
+    assert scores.count("<tr") == 1 + 6 and "<td>43" in scores
+    assert (copy / "results/report/split/p2/df.html").is_file()
+    made = subprocess.run([str(SNAKEMAKE), "--report", "report.html", "report_files"], cwd=copy,
+                          capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr[-4000:]
+    page = (copy / "report.html").read_text()
+    # The report app's data: category (process or Summary) -> subcategory (partition/seed) -> files.
+    categories = json.loads(re.search(r"var categories = (\{.*?\});", page).group(1))
+    assert categories["summarize"] == {"all": ["results/report/summarize/all/scores.html"]}
+    assert set(categories["split"]) == {"p1", "p2"} and set(categories["load"]) == {"all"}
+    assert sorted(categories["Summary"]["metrics"]) == ["results/report/Summary/metrics/summary.html",
+                                                       "results/report/Summary/metrics/summary_per_partition.html"]
+    assert any(name.endswith(".png") for name in categories["Summary"]["plots"])
+    dumped = chromium("--virtual-time-budget=10000", "--dump-dom", (copy / "report.html").as_uri(),
+                      profile=tmp_path / "profile")
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    app = dumped.stdout[dumped.stdout.index('<div id="app">'):]
+    nav = re.sub(r"<[^>]+>", "|", app)
+    for category in ("Results", "Summary", "load", "split", "summarize"):
+        assert f"|{category}|" in nav, category
+
+
+@pytest.mark.e2e
+def test_clean_removes_what_delete_all_output_leaves_and_nothing_else(project: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy, symlinks=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.log").write_text("not ours")
+    shutil.rmtree(copy / "logs/train")
+    (copy / "logs/train").symlink_to(outside, target_is_directory=True)
+    (copy / "results/load/notes.txt").write_text("the user's")
+    artifacts = sorted(copy.glob("results/**/*.p*"))
+    assert len(artifacts) == 1 + 2 + 2 + 6 + 2  # load, split x2, seeds x2, train x6, summarize best + scores
+
+    dry = CliRunner().invoke(cli, ["clean", str(copy), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "would remove" in dry.output and all(path.exists() for path in artifacts)
+
+    deleted = subprocess.run([str(SNAKEMAKE), "--cores", "1", "--delete-all-output"], cwd=copy,
+                             capture_output=True, text=True, timeout=300)
+    assert deleted.returncode == 0, deleted.stderr[-3000:]
+    assert not list(copy.glob("results/**/_outputs.json"))
+    assert all(path.exists() for path in artifacts)  # undeclared: Snakemake leaves them
+
+    cleaned = CliRunner().invoke(cli, ["clean", str(copy)])
+    assert cleaned.exit_code == 0, cleaned.output
+    assert "skipped" in cleaned.output and "logs/train" in cleaned.output
+    assert not any(path.exists() for path in artifacts)
+    assert not list(copy.glob("results/**/_*.json")) and not (copy / ".expops").exists()
+    assert not [path for path in (copy / "logs").rglob("*.log") if "train" not in path.parts]  # every job log
+    assert (outside / "keep.log").read_text() == "not ours"  # a symlink out of the project is not followed
+    assert (copy / "results/load/notes.txt").read_text() == "the user's"
+    assert (copy / "workflow/Snakefile").is_file() and (copy / "configs/project_config.yaml").is_file()

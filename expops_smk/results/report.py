@@ -26,8 +26,12 @@ from expops_smk.errors import ExpopsError
 from expops_smk.graph.expansion import Graph, build_graph
 from expops_smk.graph.nodes import Node
 from expops_smk.graph.plan import read_plan
-from expops_smk.layout import METRICS_FILE, PLAN_FILE, RUN_FILE
+from expops_smk.layout import CHARTS_DIR, METRICS_FILE, PLAN_FILE, RUN_FILE
 from expops_smk.results import metrics, plots
+from expops_smk.store.artifact_store import Store
+
+# Rows of an aggregation's table shown in the report: enough to read it, bounded for huge tables.
+TABLE_ROWS = 50
 
 REPORT_FILE = "report.html"
 
@@ -106,7 +110,9 @@ def build_report(project_dir: Path) -> Report:
     ]
     if not per_partition.empty:
         body += ["<h2>Summary per partition (over seeds)</h2>", _table(per_partition, "summary-partition")]
-    body += ["<h2>Plots</h2>", plot_html, "<h2>Workflow graph</h2>", dag_html,
+    body += ["<h2>Plots</h2>", plot_html, "<h2>Charts</h2>", _charts(root, project),
+             "<h2>Aggregated tables</h2>", _aggregation_tables(root, graph),
+             "<h2>Workflow graph</h2>", dag_html,
              "<h2>Nodes</h2>", _nodes_table(root, project, graph, nodes)]
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
@@ -141,6 +147,51 @@ def _run_record(root: Path, graph: Graph, node: Node) -> dict[str, Any] | None:
         return None
 
 
+def _last_run(run: dict[str, Any]) -> str:
+    """How the last run ended and what computing the results cost: a restore took a fraction of a
+    second, but its results took ``computed_seconds`` to compute the first time."""
+    outcome, computed = run.get("outcome"), run.get("computed_seconds")
+    if outcome == "restored":
+        took = f"computed in {computed} s" if computed is not None else "compute time not recorded"
+        return f"restored in {run.get('seconds')} s ({took})"
+    return f"{outcome} ({run.get('seconds')} s)"
+
+
+def _charts(root: Path, project: ProjectConfig) -> str:
+    """The PNGs each chart of the project drew into ``results/charts/<chart>/``."""
+    parts = []
+    for name in project.charts:
+        pictures = sorted((root / CHARTS_DIR / name).rglob("*.png"))
+        parts.append(f"<h3>{html.escape(name)}</h3>" + ("".join(_img(path, f"{name}: {path.stem}") for path in pictures)
+                                                        or "<p>Not drawn yet.</p>"))
+    return "".join(parts) or "<p>The project defines no charts.</p>"
+
+
+def _aggregation_tables(root: Path, graph: Graph) -> str:
+    """Tables returned by aggregation nodes (the results across seeds and partitions), read
+    through the store so an artifact edited by hand is refused rather than shown."""
+    store, parts = Store(root), []
+    for layout in graph.layouts.values():
+        if not (layout.spec.data_aggregation or layout.spec.seed_aggregation):
+            continue
+        for node in layout.nodes():
+            for location in layout.output_locations(node):
+                folder = root / location.results_dir
+                try:
+                    manifest = store.read_manifest(folder)
+                except (OSError, ValueError):
+                    continue
+                for key, artifact in manifest.items():
+                    if artifact.format == "pickle":
+                        continue
+                    frame = store.read_value(folder, artifact)
+                    frame = frame.to_pandas() if not isinstance(frame, pd.DataFrame) else frame
+                    shown = f" (first {TABLE_ROWS} of {len(frame)} rows)" if len(frame) > TABLE_ROWS else ""
+                    parts.append(f"<h3>{html.escape(location.label)}: {html.escape(key)}{shown}</h3>"
+                                 + frame.head(TABLE_ROWS).to_html(border=0, classes="aggregated", na_rep="–"))
+    return "".join(parts) or "<p>No aggregation node has returned a table yet.</p>"
+
+
 def _snapshots(root: Path, graph: Graph, node: Node) -> dict[str, Any]:
     folder = root / graph.output_locations(node)[0].results_dir
     try:
@@ -159,7 +210,7 @@ def _nodes_table(root: Path, project: ProjectConfig, graph: Graph, nodes: list[N
         seed = node.seed[-1] if node.seed else effective_parameters(project, spec).get("random_seed", project.random_seed)
         code = spec.function.code_hash if spec.function is not None else "built-in split"
         run = _run_record(root, graph, node)
-        last = "not run" if run is None else f"{run.get('outcome')} ({run.get('seconds')} s)"
+        last = "not run" if run is None else _last_run(run)
         snapshots = _snapshots(root, graph, node)
         cells = [
             html.escape(node.label),

@@ -166,22 +166,26 @@ class NodeRun:
                                                      recorded_folder_key(self.root, loc.results_dir))
                               for loc in locations):
             outcome = "restored"
+            # The report shows what the results cost to compute, not what restoring them cost.
+            computed = self.store.recorded_seconds(location_key(run_key, locations[0]))
             self.say(f"inputs, code and parameters match a recorded run ({run_key}): outputs restored, user code not run")
         else:
             outputs = self.execute(manifests)
+            computed = time.perf_counter() - started
             for location, values in zip(locations, outputs):
-                self.write_outputs(location, values, run_key)
+                self.write_outputs(location, values, run_key, computed)
             outcome = "executed"
         elapsed = time.perf_counter() - started
         for location in locations:
             self.store.put_json(self.location_dir(location) / RUN_FILE, {
                 "node": self.node.id, "label": self.node.label, "run_key": run_key, "outcome": outcome,
                 "seconds": round(elapsed, 3), "payload": payload,
+                "computed_seconds": None if computed is None else round(computed, 3),
             })
         self.say(f"{outcome} in {elapsed:.2f}s")
         return outcome
 
-    def write_outputs(self, location: Node, values: Mapping[str, Any], run_key: str) -> None:
+    def write_outputs(self, location: Node, values: Mapping[str, Any], run_key: str, seconds: float) -> None:
         folder = self.location_dir(location)
         recorded = recorded_folder_key(self.root, location.results_dir)
         self.store.clear_node(folder, recorded)
@@ -197,7 +201,7 @@ class NodeRun:
             "partition": self.node.partition_value, "seed": self.node.seed_value, **recorder.to_json(),
         })
         self.store.write_manifest(folder, artifacts)
-        self.store.record_run(location_key(run_key, location), folder, extra_files=[METRICS_FILE])
+        self.store.record_run(location_key(run_key, location), folder, extra_files=[METRICS_FILE], seconds=seconds)
         self.say(f"wrote {location.results_dir}: " + ", ".join(f"{k} ({a.format})" for k, a in artifacts.items()))
 
     # -- execution ---------------------------------------------------------------------------

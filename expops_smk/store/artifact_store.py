@@ -248,11 +248,13 @@ class Store:
 
     # -- run cache -----------------------------------------------------------------------------
 
-    def record_run(self, run_key: str, node_dir: Path, extra_files: Sequence[str] = ()) -> None:
+    def record_run(self, run_key: str, node_dir: Path, extra_files: Sequence[str] = (),
+                   seconds: float | None = None) -> None:
         """Remember a finished execution under ``run_key`` so ``restore_run`` can replay it.
 
         Stores the manifest's artifacts (re-ingesting any whose object disappeared, e.g. removed
-        by a concurrent gc) and the listed extra files that exist, such as ``_metrics.json``.
+        by a concurrent gc), the listed extra files that exist, such as ``_metrics.json``, and how
+        long the execution took, so that a later restore can still report the compute time.
         """
         check_name(run_key, "run key")
         node_dir = Path(node_dir)
@@ -274,7 +276,18 @@ class Store:
             "artifacts": {key: artifact.to_json() for key, artifact in artifacts.items()},
             "extra_files": extras,
         }
+        if seconds is not None:
+            payload["seconds"] = round(seconds, 3)
         self.put_json(self._run_path(run_key), payload)
+
+    def recorded_seconds(self, run_key: str) -> float | None:
+        """How long the execution recorded under ``run_key`` took (None for older records)."""
+        check_name(run_key, "run key")
+        try:
+            seconds = json.loads(self._run_path(run_key).read_text(encoding="utf-8")).get("seconds")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return float(seconds) if isinstance(seconds, (int, float)) else None
 
     def has_run(self, run_key: str) -> bool:
         """Whether a record for ``run_key`` exists with all its objects present (not re-hashed)."""
