@@ -189,11 +189,14 @@ class NodeRun:
         folder = self.location_dir(location)
         recorded = recorded_folder_key(self.root, location.results_dir)
         self.store.clear_node(folder, recorded)
+        artifacts: dict[str, Artifact] = {}
         try:
-            artifacts = {key: self.store.write_value(folder, key, value) for key, value in values.items()}
+            for key, value in values.items():
+                artifacts[key] = self.store.write_value(folder, key, value)
         except ExpopsError as exc:  # a value that cannot be pickled: its traceback goes to the log
             traceback.print_exception(exc, file=self.log)
-            self.store.clear_node(folder, recorded)
+            for artifact in artifacts.values():  # written by this execution, listed nowhere yet
+                (folder / artifact.file).unlink(missing_ok=True)
             raise self.fail(str(exc)) from None
         recorder = user_api.current_recorder()
         self.store.put_json(folder / METRICS_FILE, {
