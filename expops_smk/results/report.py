@@ -28,7 +28,7 @@ from expops_smk.graph.nodes import Node
 from expops_smk.graph.plan import read_plan
 from expops_smk.layout import CHARTS_DIR, METRICS_FILE, PLAN_FILE, RUN_FILE
 from expops_smk.results import metrics, plots
-from expops_smk.store.artifact_store import Store
+from expops_smk.results.report_files import node_tables
 
 # Rows of an aggregation's table shown in the report: enough to read it, bounded for huge tables.
 TABLE_ROWS = 50
@@ -170,25 +170,12 @@ def _charts(root: Path, project: ProjectConfig) -> str:
 def _aggregation_tables(root: Path, graph: Graph) -> str:
     """Tables returned by aggregation nodes (the results across seeds and partitions), read
     through the store so an artifact edited by hand is refused rather than shown."""
-    store, parts = Store(root), []
-    for layout in graph.layouts.values():
-        if not (layout.spec.data_aggregation or layout.spec.seed_aggregation):
-            continue
-        for node in layout.nodes():
-            for location in layout.output_locations(node):
-                folder = root / location.results_dir
-                try:
-                    manifest = store.read_manifest(folder)
-                except (OSError, ValueError):
-                    continue
-                for key, artifact in manifest.items():
-                    if artifact.format == "pickle":
-                        continue
-                    frame = store.read_value(folder, artifact)
-                    frame = frame.to_pandas() if not isinstance(frame, pd.DataFrame) else frame
-                    shown = f" (first {TABLE_ROWS} of {len(frame)} rows)" if len(frame) > TABLE_ROWS else ""
-                    parts.append(f"<h3>{html.escape(location.label)}: {html.escape(key)}{shown}</h3>"
-                                 + frame.head(TABLE_ROWS).to_html(border=0, classes="aggregated", na_rep="–"))
+    aggregations = (node for layout in graph.layouts.values() if layout.spec.is_aggregation for node in layout.nodes())
+    parts = []
+    for location, key, frame in node_tables(root, graph, aggregations):
+        shown = f" (first {TABLE_ROWS} of {len(frame)} rows)" if len(frame) > TABLE_ROWS else ""
+        parts.append(f"<h3>{html.escape(location.label)}: {html.escape(key)}{shown}</h3>"
+                     + frame.head(TABLE_ROWS).to_html(border=0, classes="aggregated", na_rep="–"))
     return "".join(parts) or "<p>No aggregation node has returned a table yet.</p>"
 
 

@@ -16,10 +16,12 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import pandas as pd
 
-from expops_smk.graph.expansion import build_graph
+from expops_smk.graph.expansion import Graph, build_graph
+from expops_smk.graph.nodes import Node
 from expops_smk.graph.plan import read_plan
 from expops_smk.layout import PLAN_FILE
 from expops_smk.results import metrics, plots
@@ -36,28 +38,33 @@ def where(partition_value: str, seed_value: str) -> str:
     return "-".join(part for part in (partition_value, f"s{seed_value}" if seed_value else "") if part) or "all"
 
 
-def write_report_files(root: Path, out_dir: Path) -> list[Path]:
-    """Write every table of every node with results, the summary and the plots; returns the files."""
-    project = read_plan(root / PLAN_FILE, root).project
-    graph = build_graph(project)
+def node_tables(root: Path, graph: Graph, nodes: Iterable[Node]) -> Iterator[tuple[Node, str, pd.DataFrame]]:
+    """(output folder, key, table as a DataFrame) of every table the nodes returned, read through the
+    store (an artifact edited by hand is refused, not shown); folders without results are skipped."""
     store = Store(root)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)  # the rule's own output directory: no stale tables from older runs
-    written: list[Path] = []
-    for node in graph.nodes():
+    for node in nodes:
         for location in graph.output_locations(node):
             folder = root / location.results_dir
             try:
                 manifest = store.read_manifest(folder)
             except (OSError, ValueError):
                 continue
-            target = out_dir / node.process / where(location.partition_value, location.seed_value)
             for key, artifact in manifest.items():
-                if artifact.format == "pickle":
-                    continue
-                frame = store.read_value(folder, artifact)
-                frame = frame if isinstance(frame, pd.DataFrame) else frame.to_pandas()
-                written.append(_write_table(frame, target / f"{key}.html"))
+                if artifact.format != "pickle":
+                    frame = store.read_value(folder, artifact)
+                    yield location, key, frame if isinstance(frame, pd.DataFrame) else frame.to_pandas()
+
+
+def write_report_files(root: Path, out_dir: Path) -> list[Path]:
+    """Write every table of every node with results, the summary and the plots; returns the files."""
+    project = read_plan(root / PLAN_FILE, root).project
+    graph = build_graph(project)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)  # the rule's own output directory: no stale tables from older runs
+    written: list[Path] = []
+    for location, key, frame in node_tables(root, graph, graph.nodes()):
+        target = out_dir / location.process / where(location.partition_value, location.seed_value)
+        written.append(_write_table(frame, target / f"{key}.html"))
     table = metrics.collect(root, {node.id for node in graph.nodes()})
     summary_dir = out_dir / SUMMARY_CATEGORY / "metrics"
     written.append(_write_table(metrics.summary(table), summary_dir / "summary.html"))
