@@ -166,3 +166,49 @@ def test_library_upgrade_runs_nothing_when_tracking_is_off(tmp_path: Path, monke
     install_tinylib(tmp_path / "site", "1.1")
     assert all(line == "up to date" for line in status(project).values())
     assert_nothing_ran(project.snakemake())
+
+
+CHART = """\
+      - name: draw
+        code: drawing.draw
+        probe_paths: {summed: "//*[@name='total']"}
+"""
+
+DRAWING = '''
+from pathlib import Path
+
+import tinylib  # noqa: F401
+from helpers import bump
+
+
+def draw(metrics):
+    # Chart code runs in the chart's folder: the calls log is the project's, found from this file.
+    with open(Path(__file__).resolve().parents[1] / "calls.log", "a", encoding="utf-8") as handle:
+        handle.write(f"draw {bump(0)}\\n")
+'''
+
+
+def test_charts_follow_their_modules_and_libraries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chart whose script imports the helper module is re-drawn when the module is edited or the
+    library is upgraded, like the processes that import them; an unused module's edit draws nothing."""
+    site = tmp_path / "site"
+    install_tinylib(site, "1.0")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    config = CONFIG.replace("{plain: src/plain.py, uses: src/uses.py}",
+                            "{plain: src/plain.py, uses: src/uses.py, drawing: src/drawing.py}") + CHART
+    root = write_project(tmp_path / "project", config, PLAIN, script_path="src/plain.py", files={
+        "src/uses.py": USES, "src/helpers.py": HELPERS, "src/unused.py": UNUSED, "src/drawing.py": DRAWING})
+    project = Project(root)
+    assert sorted(project.run().calls) == ["draw 1", "load", "total", "work 1", "work 3"]
+    chart_rule = (root / "workflow/rules/charts.smk").read_text(encoding="utf-8")
+    assert "src/helpers.py=" in chart_rule and "tinylib==1.0" in chart_rule
+
+    project.edit("src/unused.py", "return 0", "return 1")
+    assert_nothing_ran(project.snakemake())
+
+    project.edit("src/helpers.py", "return value + tinylib.ONE", "return value + 2 * tinylib.ONE")
+    assert sorted(project.snakemake().calls) == ["draw 2", "total", "work 1", "work 3"]
+
+    install_tinylib(site, "1.1")
+    assert sorted(project.snakemake().calls) == ["draw 2", "work 1", "work 3"]  # total's inputs are unchanged
+    assert_nothing_ran(project.snakemake())

@@ -3,7 +3,8 @@
 A chart's XPath selectors were resolved when the project was validated, so each rule reads those
 nodes' manifests (literal paths) and writes its PNGs into ``results/charts/<chart>/``, marked for
 ``snakemake --report``. Its params hash the chart function's code and the resolved probes: either
-changing re-draws the chart.
+changing re-draws the chart, and so do edits of the project modules its script imports and upgrades
+of the libraries it uses.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Mapping
 
 from expops_smk.codegen.directives import job_module
 from expops_smk.codegen.files import template
+from expops_smk.codegen.rules import dependency_params
 from expops_smk.config.model import ProjectConfig
 from expops_smk.config.names import rule_name
 from expops_smk.graph.expansion import Graph
@@ -50,5 +52,6 @@ def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Templat
         category=REPORT_CATEGORY,
         code=spec.function.code_hash,
         probes=probes,
+        dependencies="".join(f"\n        {line}," for line in dependency_params(spec)),
         module=module,
     ).rstrip()

@@ -85,8 +85,9 @@ def generate_project(root: Path) -> list[GeneratedFile]:
     written = generate(project, graph, resolve_charts(graph))
     sources = [project.config_file, root / COMPUTE_CONFIG_FILE, *project.all_scripts()]
     rel = {path.relative_to(root).as_posix() for path in sources}
-    rel.update(module for spec in project.processes.values() for module in spec.modules)
-    distributions = {dist for spec in project.processes.values() for dist in spec.libraries}
+    specs = [*project.processes.values(), *project.charts.values()]
+    rel.update(module for spec in specs for module in spec.modules)
+    distributions = {dist for spec in specs for dist in spec.libraries}
     stamp = {
         "version": __version__,
         "sources": _fingerprints(root, dict.fromkeys(sorted(rel))),

@@ -15,7 +15,7 @@ from string import Template
 from expops_smk.codegen.directives import job_module, rule_directives
 from expops_smk.codegen.files import template
 from expops_smk.codegen.patterns import all_locations, input_pattern, output_pattern
-from expops_smk.config.model import ProcessSpec, ProjectConfig, accepted_parameters
+from expops_smk.config.model import ChartSpec, ProcessSpec, ProjectConfig, accepted_parameters
 from expops_smk.config.names import rule_name
 from expops_smk.graph.expansion import Graph, ProcessLayout
 from expops_smk.graph.nodes import Stack
@@ -86,9 +86,8 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
 
     The project's ``random_seed`` only matters to nodes outside seed fan-outs (inside one, the
     branch seed replaces it), so only those carry it. Snakemake prints changed params by value
-    alone ("before: ... now: ..."), so each value says what it is. ``modules`` and ``libraries``
-    (the project modules and installed distributions the script imports) are included so that an
-    edited helper module or an upgraded library re-runs exactly the processes that import them.
+    alone ("before: ... now: ..."), so each value says what it is. ``dependency_params`` adds the
+    project modules and library versions the script reaches.
     """
     spec = layout.spec
     lines = []
@@ -98,10 +97,7 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
         lines.append(f"parameters={_python_string(parameters)}")
     else:
         lines.append('code="builtin-split-1"')
-    if spec.modules:
-        lines.append(f"modules={_python_string(' '.join(f'{p}={h}' for p, h in spec.modules.items()))}")
-    if spec.libraries:
-        lines.append(f"libraries={_python_string(' '.join(f'{d}=={v}' for d, v in spec.libraries.items()))}")
+    lines.extend(dependency_params(spec))
     if spec.data_split is not None:
         split = spec.data_split
         size = list(split.row_counts) if split.row_counts is not None else split.count
@@ -111,6 +107,18 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
     if not any(layer.kind == "seed" for layer in layout.stack):
         lines.append(f'random_seed="reproducibility.random_seed={project.random_seed}"')
     return "\n".join(f"{INDENT}{line}," for line in lines)
+
+
+def dependency_params(spec: ProcessSpec | ChartSpec) -> list[str]:
+    """``modules=`` and ``libraries=`` params: the project modules and installed distributions the
+    script imports, so that an edited helper module or an upgraded library re-runs exactly the
+    rules whose scripts reach them."""
+    lines = []
+    if spec.modules:
+        lines.append(f"modules={_python_string(' '.join(f'{p}={h}' for p, h in spec.modules.items()))}")
+    if spec.libraries:
+        lines.append(f"libraries={_python_string(' '.join(f'{d}=={v}' for d, v in spec.libraries.items()))}")
+    return lines
 
 
 def _without_wildcards(json_text: str) -> str:

@@ -109,6 +109,8 @@ class ChartSpec:
     function: FunctionInfo
     selectors: Mapping[str, str]
     description: str = ""
+    modules: Mapping[str, str] = field(default_factory=dict)  # as for ProcessSpec
+    libraries: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

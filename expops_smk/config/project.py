@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from expops_smk.config.charts import is_chart, parse_charts
 from expops_smk.config.dataflow import check_dataflow
@@ -20,7 +20,7 @@ from expops_smk.config.codehash import ScriptError
 from expops_smk.config.execution import parse_execution
 from expops_smk.config.imports import ScriptImports, script_imports
 from expops_smk.config.libraries import library_versions
-from expops_smk.config.model import DEFAULT_RANDOM_SEED, ProcessSpec, ProjectConfig
+from expops_smk.config.model import DEFAULT_RANDOM_SEED, ChartSpec, ProcessSpec, ProjectConfig
 from expops_smk.config.parser import ParseContext, is_int
 from expops_smk.config.pipeline import (parse_adjlist, parse_depends_on, parse_process_list, topological_order,
                                         without_chart_edges)
@@ -82,8 +82,8 @@ def parse_project(ctx: ParseContext) -> ProjectConfig:
     # One line: the name is written into comments of the generated Snakefile.
     name = ctx.one_line(metadata.get("name", ctx.root.name), "metadata.name", None) or ctx.root.name
     execution = parse_execution(ctx, processes, default_resources)
-    processes = with_dependencies(ctx, processes, scripts, execution.track_library_versions)
     charts = parse_charts(ctx, chart_items, processes, scripts)
+    processes, charts = with_dependencies(ctx, processes, charts, scripts, execution.track_library_versions)
     return ProjectConfig(
         root=ctx.root,
         config_file=ctx.config_file,
@@ -100,32 +100,46 @@ def parse_project(ctx: ParseContext) -> ProjectConfig:
     )
 
 
-def with_dependencies(ctx: ParseContext, processes: dict[str, ProcessSpec], scripts: dict[str, Path],
-                      track_libraries: bool) -> dict[str, ProcessSpec]:
-    """Each process with the project modules and library versions its script reaches.
+def with_dependencies(ctx: ParseContext, processes: dict[str, ProcessSpec], charts: dict[str, ChartSpec],
+                      scripts: dict[str, Path], track_libraries: bool,
+                      ) -> tuple[dict[str, ProcessSpec], dict[str, ChartSpec]]:
+    """Each process and chart with the project modules and library versions its script reaches.
 
-    A module that cannot be parsed fails validation in one line naming it and every process
-    whose script imports it (the runtime would fail importing it anyway).
+    Charts count like processes: a chart drawn by a helper module, or by a matplotlib that was
+    upgraded, is re-drawn. A module that cannot be parsed fails validation in one line naming it and
+    every process or chart whose script imports it (the runtime would fail importing it anyway).
     """
+    entries: dict[str, ProcessSpec | ChartSpec] = {
+        **{name: spec for name, spec in processes.items() if spec.script is not None and spec.function is not None},
+        **charts}
     folders = sorted({path.resolve().parent for path in [*scripts.values(), *(
-        spec.script for spec in processes.values() if spec.script is not None)]})
+        spec.script for spec in entries.values() if spec.script is not None)]})
     found: dict[Path, tuple[ScriptImports, dict[str, str]]] = {}
-    result = {}
-    for name, spec in processes.items():
-        if spec.script is None or spec.function is None:
-            result[name] = spec
-            continue
+    for name, spec in entries.items():
+        assert spec.script is not None
         if spec.script not in found:
             try:
                 imports = script_imports(spec.script, ctx.root, folders)
             except ScriptError as exc:
-                users = [n for n, s in processes.items() if s.script == spec.script and s.function is not None]
-                raise ExpopsError(f"{exc} (imported by process{'es' if len(users) > 1 else ''} "
-                                  f"{', '.join(users)})") from None
+                users = [n for n, s in entries.items() if s.script == spec.script]
+                raise ExpopsError(f"{exc} (imported by {_plural(users)} {', '.join(users)})") from None
             found[spec.script] = imports, library_versions(imports.external) if track_libraries else {}
-        imports, libraries = found[spec.script]
-        result[name] = replace(spec, modules=imports.modules, libraries=libraries)
-    return result
+    return ({name: _with_imports(spec, found) for name, spec in processes.items()},
+            {name: _with_imports(spec, found) for name, spec in charts.items()})
+
+
+_Spec = TypeVar("_Spec", ProcessSpec, ChartSpec)
+
+
+def _with_imports(spec: _Spec, found: dict[Path, tuple[ScriptImports, dict[str, str]]]) -> _Spec:
+    if spec.script not in found or spec.function is None:  # built-in splits have no script
+        return spec
+    imports, libraries = found[spec.script]
+    return replace(spec, modules=imports.modules, libraries=libraries)
+
+
+def _plural(users: list[str]) -> str:
+    return "processes" if len(users) > 1 else "process"
 
 
 def locate_pipeline(ctx: ParseContext) -> tuple[dict[str, Any], dict[str, Any]]:

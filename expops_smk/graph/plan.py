@@ -18,9 +18,9 @@ from expops_smk.config.codehash import FunctionInfo
 from expops_smk.config.model import ChartSpec, DataSplit, ExecutionSettings, ProcessSpec, ProjectConfig
 from expops_smk.graph.probes import Probe, ResolvedChart
 
-PLAN_FORMAT = 3
+PLAN_FORMAT = 4
 """2: charts carry their selectors beside the resolved probes. 3: processes carry the project
-modules and library versions their scripts import."""
+modules and library versions their scripts import. 4: so do charts."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ def plan_to_json(project: ProjectConfig, charts: Mapping[str, ResolvedChart]) ->
             "script": rel(chart.spec.script),
             "function": _function_to_json(chart.spec.function),
             "selectors": dict(chart.spec.selectors),
+            "modules": dict(chart.spec.modules),
+            "libraries": dict(chart.spec.libraries),
             "probes": [{"key": probe.key, "source": probe.source, "process": probe.process,
                         "partition": list(probe.partition), "seed": list(probe.seed), "step": probe.step}
                        for probe in chart.probes],
@@ -159,7 +161,8 @@ def _charts_from_json(items: list[dict[str, Any]], root: Path) -> dict[str, Reso
     for item in items:
         script = root / item["script"]
         spec = ChartSpec(name=item["name"], script=script, function=_function_from_json(item["function"], script, root),
-                         selectors=item["selectors"], description=item["description"])
+                         selectors=item["selectors"], description=item["description"],
+                         modules=item["modules"], libraries=item["libraries"])
         probes = tuple(Probe(p["key"], p["source"], p["process"], tuple(p["partition"]), tuple(p["seed"]), p["step"])
                        for p in item["probes"])
         charts[spec.name] = ResolvedChart(spec, probes)
