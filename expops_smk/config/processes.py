@@ -11,7 +11,7 @@ from expops_smk.config.fanouts import parse_data_parallelism, parse_seed_paralle
 from expops_smk.config.model import ProcessSpec
 from expops_smk.config.names import did_you_mean
 from expops_smk.config.parser import ParseContext, is_int
-from expops_smk.errors import shown_path
+from expops_smk.errors import ExpopsError, shown_path
 
 PROCESS_KEYS = {
     "name", "description", "code", "code_function", "script", "script_path", "parameters",
@@ -82,21 +82,9 @@ def resolve_function(ctx: ParseContext, name: str, item: dict[str, Any], scripts
     if code is None and is_split:
         _warn_ignored_namesake(ctx, name, item, scripts)
         return None, None
-    function_name = code or name
-    script_key = None
-    if code and "." in code:
-        script_key, function_name = code.rsplit(".", 1)
+    function_name = code.rsplit(".", 1)[-1] if code else name
     script_field = "script_path" if "script_path" in item else "script"
-    if item.get(script_field) is not None:
-        script = ctx.project_file(item[script_field], script_field, name)
-    elif script_key is not None:
-        if script_key not in scripts:
-            raise ctx.error(code_field, f"unknown script key '{script_key}' (scripts: {sorted(scripts)})", name)
-        script = scripts[script_key]
-    elif scripts:
-        script = next(iter(scripts.values()))
-    else:
-        raise ctx.error(code_field, "no script to look in: add a 'scripts' section or 'script_path'", name)
+    script = _script_for(ctx, name, item, scripts)
     if not script.is_file():
         raise ctx.error(script_field if item.get(script_field) else code_field,
                         f"script '{shown_path(script, ctx.root)}' does not exist", name)
@@ -104,7 +92,7 @@ def resolve_function(ctx: ParseContext, name: str, item: dict[str, Any], scripts
         info = find_function(script, function_name)
         available = sorted(module_functions(script)) if info is None else []
     except ScriptError as exc:
-        users = [user for user, other in ctx.process_items.items() if _script_of(ctx, other, scripts) == script]
+        users = [user for user, other in ctx.process_items.items() if _script_of(ctx, user, other, scripts) == script]
         used_by = f" (used by processes: {', '.join(users)})" if len(users) > 1 else ""
         raise ctx.error(code_field, f"{exc}{used_by}", name) from None
     if info is None and name not in ctx.declared:
@@ -120,18 +108,33 @@ def resolve_function(ctx: ParseContext, name: str, item: dict[str, Any], scripts
     return script, info
 
 
-def _script_of(ctx: ParseContext, item: dict[str, Any], scripts: dict[str, Path]) -> Path | None:
+def _script_for(ctx: ParseContext, name: str, item: dict[str, Any], scripts: dict[str, Path]) -> Path:
+    """The script a process's function is looked up in: ``script_path``, the script key of
+    ``code: key.fn``, else the first script."""
+    code_field = "code_function" if "code_function" in item else "code"
+    code = item.get(code_field)
+    script_field = "script_path" if "script_path" in item else "script"
+    if item.get(script_field) is not None:
+        return ctx.project_file(item[script_field], script_field, name)
+    if isinstance(code, str) and "." in code:
+        script_key = code.rsplit(".", 1)[0]
+        if script_key not in scripts:
+            raise ctx.error(code_field, f"unknown script key '{script_key}' (scripts: {sorted(scripts)})", name)
+        return scripts[script_key]
+    if scripts:
+        return next(iter(scripts.values()))
+    raise ctx.error(code_field, "no script to look in: add a 'scripts' section or 'script_path'", name)
+
+
+def _script_of(ctx: ParseContext, name: str, item: dict[str, Any], scripts: dict[str, Path]) -> Path | None:
     """The script another process reads its function from, without raising: used only to name
     every process that a broken script breaks (a built-in split reads none)."""
-    code = item.get("code_function", item.get("code"))
-    if code is None and ("data_parallelism" in item or "seed_parallelism" in item):
+    if item.get("code_function", item.get("code")) is None and ("data_parallelism" in item or "seed_parallelism" in item):
         return None
-    explicit = item.get("script_path", item.get("script"))
-    if isinstance(explicit, str) and explicit.strip():
-        return (ctx.root / explicit).resolve()
-    if isinstance(code, str) and "." in code:
-        return scripts.get(code.rsplit(".", 1)[0])
-    return next(iter(scripts.values()), None)
+    try:
+        return _script_for(ctx, name, item, scripts)
+    except ExpopsError:
+        return None
 
 
 def _warn_ignored_namesake(ctx: ParseContext, name: str, item: dict[str, Any], scripts: dict[str, Path]) -> None:
