@@ -197,6 +197,8 @@ def gc(project: Path, dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     for folder in report.stale_folders:
         click.echo(f"{verb} {os.path.relpath(folder, Path.cwd())}/ (no longer a node of the project)")
+    for path in report.kept_files:
+        click.echo(f"kept {os.path.relpath(path, Path.cwd())} (not written by expops-smk)")
     if dry_run:  # every path, so a user can check each one before deleting for real
         for path in report.store_files:
             click.echo(f"{verb} {os.path.relpath(path, Path.cwd())} (no current node references it)")

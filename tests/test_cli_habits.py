@@ -138,6 +138,23 @@ def test_locations_show_load_all_metrics_and_gc_listing(tmp_path: Path) -> None:
     assert listed and all((root / line.split()[2]).is_file() for line in listed)
     assert sorted(p for p in root.rglob("*") if p.is_file()) == before
 
+    # gc for real deletes only what the stale nodes' executions wrote: a user's file and a symlink
+    # in a stale folder stay (and are named), and the symlink's target is never touched.
+    stale = sorted(folder for folder in (root / "results").rglob("s42") if (folder / "_outputs.json").is_file())
+    assert stale
+    (stale[0] / "notes.txt").write_text("mine\n", encoding="utf-8")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep\n", encoding="utf-8")
+    (stale[0] / "link.txt").symlink_to(outside)
+    done = cli("gc", ".", cwd=root)
+    assert done.returncode == 0, done.stderr
+    rel = stale[0].relative_to(root).as_posix()
+    assert f"kept {rel}/notes.txt (not written by expops-smk)" in done.stdout.splitlines()
+    assert f"kept {rel}/link.txt (not written by expops-smk)" in done.stdout.splitlines()
+    assert sorted(path.name for path in stale[0].iterdir()) == ["link.txt", "notes.txt"]
+    assert outside.read_text(encoding="utf-8") == "keep\n"
+    assert all(not folder.exists() for folder in stale[1:])
+
 
 def test_profile_executor_without_its_plugin_says_how_to_install(tmp_path: Path) -> None:
     root = write_project(tmp_path, CONFIG, MAIN, script_path="src/main.py",

@@ -23,7 +23,7 @@ from expops_smk.errors import ExpopsError
 from expops_smk.graph.expansion import build_graph
 from expops_smk.graph.plan import read_plan
 from expops_smk.layout import CHART_RECORD, LOGS_DIR, MANIFEST, METRICS_FILE, PLAN_FILE, RESULTS_DIR, RUN_FILE, STORE_DIR, chart_dir
-from expops_smk.runtime.run_key import location_key
+from expops_smk.runtime.run_key import recorded_folder_key
 from expops_smk.store.artifacts import Artifact, parse_artifacts
 
 REPORT_FILES_DIR = f"{RESULTS_DIR}/report"
@@ -42,7 +42,7 @@ def clean(project_dir: Path, dry_run: bool) -> CleanReport:
         raise ExpopsError(f"{root / PLAN_FILE}: missing; nothing expops-smk wrote can be identified")
     report = CleanReport()
     for path in sorted(set(_recorded_files(root))):
-        if not _inside(root, path):
+        if not is_inside(root, path):
             report.skipped_links.append(path)
         elif path.exists() and not path.is_dir():  # regular files, and the warm server's socket
             report.removed.append(path)
@@ -51,8 +51,8 @@ def clean(project_dir: Path, dry_run: bool) -> CleanReport:
     if not dry_run:
         for path in report.removed:
             path.unlink()
-        store_dirs = {Path(folder) for folder, _, _ in os.walk(root / STORE_DIR)} if _inside(root, root / STORE_DIR) else set()
-        _remove_empty_dirs(root, {path.parent for path in report.removed} | store_dirs)
+        store_dirs = {Path(folder) for folder, _, _ in os.walk(root / STORE_DIR)} if is_inside(root, root / STORE_DIR) else set()
+        remove_empty_dirs(root, {path.parent for path in report.removed} | store_dirs)
     return report
 
 
@@ -61,15 +61,7 @@ def _recorded_files(root: Path) -> Iterator[Path]:
     graph = build_graph(project)
     for node in graph.nodes():
         for location in graph.output_locations(node):
-            folder = root / location.results_dir
-            yield from (folder / name for name in (MANIFEST, RUN_FILE, METRICS_FILE))
-            # The manifest lists the artifacts; once it is gone (--delete-all-output), the run
-            # record that _run.json names lists the same files.
-            run_key = _json(folder / RUN_FILE).get("run_key")
-            record = root / STORE_DIR / "runs" / f"{location_key(run_key, location)}.json" if isinstance(run_key, str) else None
-            for source in (folder / MANIFEST, record):
-                if source is not None:
-                    yield from (folder / artifact.file for artifact in _manifest(source))
+            yield from node_files(root, location.results_dir)
     for process in graph.layouts:  # logs/<process>.log, or logs/<process>/... under a fan-out
         yield root / LOGS_DIR / f"{process}.log"
         yield from _walk(root, root / LOGS_DIR / process, "*.log")
@@ -81,6 +73,38 @@ def _recorded_files(root: Path) -> Iterator[Path]:
     yield root / LOGS_DIR / "report_files.log"
     yield from _walk(root, root / REPORT_FILES_DIR, "*")
     yield from _walk(root, root / STORE_DIR, "*")
+
+
+def node_files(root: Path, results_dir: str) -> Iterator[Path]:
+    """What a node's execution wrote into its folder: the manifest, the artifacts it lists,
+    ``_run.json`` and ``_metrics.json`` (whether they exist or not). Once the manifest is gone
+    (``--delete-all-output``), the run record that ``_run.json`` names lists the same artifacts."""
+    folder = root / results_dir
+    yield from (folder / name for name in (MANIFEST, RUN_FILE, METRICS_FILE))
+    record_key = recorded_folder_key(root, results_dir)
+    record = None if record_key is None else root / STORE_DIR / "runs" / f"{record_key}.json"
+    for source in (folder / MANIFEST, record):
+        if source is not None:
+            yield from (folder / artifact.file for artifact in _manifest(source))
+
+
+def is_inside(root: Path, path: Path) -> bool:
+    """Whether ``path`` is a real (non-symlink) entry whose every parent resolves inside ``root``."""
+    if path.is_symlink():
+        return False
+    try:
+        return path.parent.resolve().is_relative_to(root) and not any(
+            parent.is_symlink() for parent in path.parents if parent.is_relative_to(root) and parent != root)
+    except OSError:
+        return False
+
+
+def remove_empty_dirs(root: Path, folders: set[Path]) -> None:
+    """Remove folders that deleting left empty, bottom up, never the project root itself."""
+    for folder in sorted(folders, key=lambda path: len(path.parts), reverse=True):
+        while folder != root and folder.is_relative_to(root) and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
 
 
 def _json(path: Path) -> dict:
@@ -102,29 +126,10 @@ def _manifest(path: Path) -> list[Artifact]:
 def _walk(root: Path, top: Path, pattern: str) -> Iterator[Path]:
     """Files under ``top`` matching ``pattern``, not descending into symlinked folders (a
     symlinked ``top`` itself is yielded, so that ``clean`` names it as skipped)."""
-    if top.is_symlink() or not _inside(root, top):
+    if top.is_symlink() or not is_inside(root, top):
         yield top
         return
     if not top.is_dir():
         return
     for folder, dirs, files in os.walk(top, followlinks=False):
         yield from (Path(folder) / name for name in files if Path(name).match(pattern))
-
-
-def _inside(root: Path, path: Path) -> bool:
-    """Whether ``path`` is a real (non-symlink) entry whose every parent resolves inside ``root``."""
-    if path.is_symlink():
-        return False
-    try:
-        return path.parent.resolve().is_relative_to(root) and not any(
-            parent.is_symlink() for parent in path.parents if parent.is_relative_to(root) and parent != root)
-    except OSError:
-        return False
-
-
-def _remove_empty_dirs(root: Path, folders: set[Path]) -> None:
-    """Remove folders the clean emptied, bottom up, never the project root itself."""
-    for folder in sorted(folders, key=lambda path: len(path.parts), reverse=True):
-        while folder != root and folder.is_relative_to(root) and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-            folder = folder.parent

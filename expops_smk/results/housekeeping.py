@@ -1,20 +1,20 @@
 """``expops-smk gc`` and ``expops-smk verify``: keep the store small and prove results intact.
 
 gc keeps exactly what the current project can use: the result folders of its current nodes and the
-run records those folders were produced by. Everything else (folders of removed processes or
-partitions, run records of earlier parameter/code/data states, objects only they referenced) is
-deleted. Collected states can no longer be restored without running user code.
+run records those folders were produced by. Everything else (the files nodes of removed processes
+or partitions wrote, run records of earlier parameter/code/data states, objects only they
+referenced) is deleted; files the tool did not write stay where they are. Collected states can no longer be restored without running user code.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from expops_smk.config.project import load_project
 from expops_smk.graph.expansion import build_graph
+from expops_smk.results.clean import is_inside, node_files, remove_empty_dirs
 from expops_smk.layout import MANIFEST, RESULTS_DIR, RUN_FILE
 from expops_smk.runtime.run_key import location_key, recorded_folder_key
 from expops_smk.store.artifact_store import Store
@@ -26,6 +26,7 @@ class GcReport:
     stale_folders: list[Path]
     store_files: list[Path]
     freed_bytes: int
+    kept_files: list[Path]  # in stale folders, not written by the tool
 
 
 def collect_garbage(project_dir: str | Path, dry_run: bool) -> GcReport:
@@ -44,12 +45,18 @@ def collect_garbage(project_dir: str | Path, dry_run: bool) -> GcReport:
             keep_run_keys.add(location_key(run_key, location))
     results = root / RESULTS_DIR
     stale = sorted(m.parent for m in results.rglob(MANIFEST) if m.parent not in current) if results.is_dir() else []
-    freed_by_folders = sum(_unshared_size(path) for folder in stale for path in folder.iterdir() if path.is_file())
+    # Only what the nodes' executions recorded writing goes; a file of the user's in such a
+    # folder (notes, a plot) stays, and so does the folder around it.
+    written = [path for folder in stale for path in dict.fromkeys(node_files(root, folder.relative_to(root).as_posix()))
+               if is_inside(root, path) and path.is_file()]
+    freed_by_folders = sum(_unshared_size(path) for path in written)
     if not dry_run:
-        for folder in stale:
-            shutil.rmtree(folder)
+        for path in written:
+            path.unlink()
+        remove_empty_dirs(root, set(stale))
+    kept = sorted({path for folder in stale for path in folder.rglob("*") if path.is_symlink() or not path.is_dir()} - set(written))
     removed, freed = collect_store_garbage(Store(root), keep_run_keys, results, dry_run, ignore_dirs=frozenset(stale))
-    return GcReport(stale, removed, freed + freed_by_folders)
+    return GcReport(stale, removed, freed + freed_by_folders, kept)
 
 
 def _unshared_size(path: Path) -> int:
