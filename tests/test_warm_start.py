@@ -43,11 +43,13 @@ experiment:
       where
       fail
       sleepy
+      vanish
     processes:
       - name: make
       - name: where
       - name: fail
       - name: sleepy
+      - name: vanish
 """
 
 SCRIPT = """\
@@ -74,6 +76,10 @@ def fail():
 def sleepy():
     time.sleep(120)
     return {}
+
+
+def vanish():
+    os._exit(0)
 """
 
 
@@ -215,6 +221,17 @@ def test_exit_status_and_error_line_come_from_the_forked_job(warm: Warm) -> None
     assert failed.stderr == ("expops-smk: node 'fail': the process function raised ValueError: boom "
                              "(traceback in logs/fail.log)\n")
     assert 'raise ValueError("boom")' in warm.job_log("fail")
+
+
+def test_os_exit_in_a_forked_job_is_reported_even_with_status_0(warm: Warm) -> None:
+    """A forked job that never returns to the runtime is reported by its client, as a cold one is."""
+    vanished = warm.launch("vanish")
+    assert warm.forked("vanish")
+    assert vanished.returncode == 1
+    assert vanished.stderr.splitlines() == [
+        "expops-smk: node 'vanish': exited with status 0 without reporting (log: logs/vanish.log)"]
+    assert not (warm.root / "results/vanish/_outputs.json").exists()
+    assert warm.launch("where").returncode == 0  # a job that reports is not affected
 
 
 def test_signals_reach_the_forked_job(warm: Warm) -> None:

@@ -322,10 +322,8 @@ def _wait(connection: socket.socket, child: int, entry: str, args: list[str]) ->
         report(f"expops-smk: {job_label(entry, args)}: the warm interpreter stopped while running this job "
                f"(pid {child}); run snakemake again, or set {DISABLE_VARIABLE}=0 (server log: {SERVER_LOG})")
         return 1
-    # A forked child has no pipe to say it reported: its own statuses are 0, 1 and 2 (a job's
-    # os._exit(0..2) therefore goes unreported when warm).
-    status = int(reply["status"])
-    return exit_status(entry, args, status, reported=os.waitstatus_to_exitcode(status) in (0, 1, 2), relayed=relayed)
+    # The server watched the child's pipe: it says whether the job reported its own outcome.
+    return exit_status(entry, args, int(reply["status"]), reported=reply.get("reported") is True, relayed=relayed)
 
 
 def receive(connection: socket.socket) -> dict[str, Any] | None:

@@ -49,6 +49,7 @@ class _Job:
     connection: socket.socket
     pid: int
     pidfd: int
+    done: int  # read end of the pipe the child writes to once its entry point has returned
 
 
 @dataclass(frozen=True)
@@ -57,15 +58,20 @@ class ChildTask:
 
     entry: str
     args: list[str]
+    done: int  # write end of the server's pipe: one byte once the job has reported its outcome
 
     def run(self) -> int:
+        """Run the job; a child that ends any other way (``os._exit`` in user code) is reported
+        by the client, which learns from the server whether this byte was written."""
         try:
-            return run_entry_point(self.entry, self.args)
+            code = run_entry_point(self.entry, self.args)
         except SystemExit as exc:
-            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         except BaseException:
             traceback.print_exc()
-            return 1
+            code = 1
+        os.write(self.done, b"1")
+        return code
 
 
 def log(message: str) -> None:
@@ -186,9 +192,12 @@ class Server:
     def fork(self, connection: socket.socket, request: dict[str, Any], descriptors: list[int]) -> ChildTask | None:
         sys.stdout.flush()
         sys.stderr.flush()
+        done_read, done_write = os.pipe()
         pid = os.fork()
         if pid == 0:
-            return self.become_child(connection, request, descriptors)
+            os.close(done_read)
+            return self.become_child(connection, request, descriptors, done_write)
+        os.close(done_write)
         for descriptor in descriptors:  # the child has its own copies now
             os.close(descriptor)
         try:
@@ -196,9 +205,10 @@ class Server:
         except OSError:  # cannot watch it: nothing to report to the client, so do not let it run
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+            os.close(done_read)
             connection.close()
             return None
-        self.jobs[pid] = _Job(connection, pid, pidfd)
+        self.jobs[pid] = _Job(connection, pid, pidfd, done_read)
         self.selector.register(pidfd, selectors.EVENT_READ, ("pidfd", pid))
         self.selector.register(connection, selectors.EVENT_READ, pid)
         try:
@@ -208,7 +218,8 @@ class Server:
         log(f"forked {pid} for {request['entry']} {' '.join(request['args'])}")
         return None
 
-    def become_child(self, connection: socket.socket, request: dict[str, Any], descriptors: list[int]) -> ChildTask:
+    def become_child(self, connection: socket.socket, request: dict[str, Any], descriptors: list[int],
+                     done: int) -> ChildTask:
         """Drop the server's state and take the client's streams, directory and environment."""
         server_pid = os.getppid()
         _die_with_parent(server_pid)
@@ -216,6 +227,7 @@ class Server:
         for job in self.jobs.values():
             job.connection.close()
             os.close(job.pidfd)
+            os.close(job.done)
         if self.listener is not None:
             self.listener.close()
         connection.close()
@@ -229,7 +241,7 @@ class Server:
         os.environ[SERVER_PID_VARIABLE] = str(server_pid)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         random.seed()  # siblings must not share the server's random state (nodes seed their own)
-        return ChildTask(request["entry"], list(request["args"]))
+        return ChildTask(request["entry"], list(request["args"]), done)
 
     def message_from_client(self, job: _Job) -> None:
         """A signal to relay, or the client's end of stream: it died, so must its job."""
@@ -248,9 +260,11 @@ class Server:
         _, status = os.waitpid(job.pid, 0)
         self.selector.unregister(job.pidfd)
         os.close(job.pidfd)
+        reported = os.read(job.done, 1) == b"1"  # the child has exited: never blocks
+        os.close(job.done)
         del self.jobs[job.pid]
         try:
-            send(job.connection, {"status": status})
+            send(job.connection, {"status": status, "reported": reported})
         except OSError:
             pass  # the client died first
         try:
