@@ -12,6 +12,7 @@ import json
 import re
 from string import Template
 
+from expops_smk.codegen.checkpoints import checkpoint_inputs, is_checkpoint
 from expops_smk.codegen.directives import job_module, rule_directives
 from expops_smk.codegen.files import template
 from expops_smk.codegen.patterns import all_locations, input_pattern, output_pattern
@@ -39,7 +40,7 @@ def render_rules(project: ProjectConfig, graph: Graph, header: dict[str, str]) -
 def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rule_template: Template) -> str:
     spec = layout.spec
     node_stack = layout.stack
-    inputs = []
+    inputs = _checkpoint_lines(project, graph, layout)
     for parent in spec.parents:
         parent_layout = graph.layouts[parent]
         inputs.append(f"{INDENT}{rule_name(parent)}={input_pattern(parent_layout, node_stack)},")
@@ -50,6 +51,7 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
     input_block = ("    input:\n" + "\n".join(inputs) + "\n") if inputs else ""
     wildcards = wildcards_of(node_stack)
     return rule_template.substitute(
+        kind="checkpoint" if is_checkpoint(layout) else "rule",
         rule=rule_name(spec.name),
         doc=_docstring(spec, layout),
         input=input_block,
@@ -62,6 +64,16 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         # "--seed=-2-7", not "--seed -2-7": argparse would take a value starting with '-' for an option.
         wildcard_args="".join(f" --{w}={{wildcards.{w}}}" for w in wildcards),
     ).rstrip()
+
+
+def _checkpoint_lines(project: ProjectConfig, graph: Graph, layout: ProcessLayout) -> list[str]:
+    """Unnamed inputs (they come first): the manifests of the fan-out checkpoints further up."""
+    patterns = checkpoint_inputs(project, graph, layout)
+    if not patterns:
+        return []
+    return [f"{INDENT}# Fan-outs above (checkpoints): re-checked after each runs, this job drops out when",
+            f"{INDENT}# its branch came back unchanged.",
+            *(f"{INDENT}{pattern}," for pattern in patterns)]
 
 
 def _docstring(spec: ProcessSpec, layout: ProcessLayout) -> str:
