@@ -41,6 +41,10 @@ STORE_DIR = ".expops"
 DATA_DIGEST = f"{STORE_DIR}/inputs/data.xxh3"
 STAMP_FILE = f"{STORE_DIR}/stamp.json"
 SERVER_LOG = f"{STORE_DIR}/warm_server.log"
+CHECKPOINT_MARKERS_DIR = f"{STORE_DIR}/checkpoints"
+"""Where a data split's job leaves ``<process>[/<partition>].ran`` for the rest of its invocation
+(see codegen/checkpoints.py): Snakemake re-checks the jobs below a checkpoint whose outputs all
+exist when it builds the DAG, which a run of expops-smk rules never needs."""
 
 
 def results_dir(process: str, partition_value: str, seed_value: str) -> str:

@@ -56,8 +56,8 @@ def make(root: Path, partitions: int = 3, seeds: list[int] | None = None) -> Pat
 
 def rules_of(root: Path) -> dict[str, str]:
     text = (root / RULES_FILE).read_text()
-    blocks = re.split(r"^(?=rule )", text, flags=re.MULTILINE)[1:]
-    return {re.match(r"rule (\w+):", block).group(1): block for block in blocks}
+    blocks = re.split(r"^(?=(?:rule|checkpoint) )", text, flags=re.MULTILINE)[1:]
+    return {re.match(r"(?:rule|checkpoint) (\w+):", block).group(1): block for block in blocks}
 
 
 @pytest.fixture

@@ -81,8 +81,8 @@ def make(root: Path, execution: dict[str, Any] | None = None, compute: str | Non
 
 def rules_of(root: Path) -> dict[str, str]:
     text = (root / RULES_FILE).read_text()
-    blocks = re.split(r"^(?=rule )", text, flags=re.MULTILINE)[1:]
-    return {re.match(r"rule (\w+):", block).group(1): block for block in blocks}
+    blocks = re.split(r"^(?=(?:rule|checkpoint) )", text, flags=re.MULTILINE)[1:]
+    return {re.match(r"(?:rule|checkpoint) (\w+):", block).group(1): block for block in blocks}
 
 
 def directive(block: str, name: str) -> str | None:
@@ -379,7 +379,7 @@ def test_a_local_run_with_every_option_equals_a_plain_run(tmp_path: Path) -> Non
     full = Project(make(tmp_path / "full", FULL, **PROCESS_RESOURCES))
     full.generate()
     run = full.command([SNAKEMAKE])
-    assert "localrule split:" in run.output and "localrule summary:" in run.output
+    assert "localcheckpoint split:" in run.output and "localrule summary:" in run.output  # a split is a checkpoint
     assert full.digests() == plain.digests() and len(plain.digests()) > 10
     benchmarks = sorted(path.relative_to(full.root).as_posix() for path in (full.root / "benchmarks").rglob("*.tsv"))
     assert len(benchmarks) == 1 + 1 + 2 + 3 * 4 + 1 and "benchmarks/prep/p2/s42.tsv" in benchmarks

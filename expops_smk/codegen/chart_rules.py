@@ -13,6 +13,7 @@ import json
 from string import Template
 from typing import Mapping
 
+from expops_smk.codegen.checkpoints import ancient, chart_checkpoint_inputs
 from expops_smk.codegen.directives import job_module
 from expops_smk.codegen.files import template
 from expops_smk.codegen.rules import dependency_params
@@ -39,7 +40,9 @@ def render_chart_rules(project: ProjectConfig, graph: Graph, charts: Mapping[str
 
 def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Template, module: str) -> str:
     spec = chart.spec
-    inputs = dict.fromkeys(f"{probe_location(graph, probe).results_dir}/{MANIFEST}" for probe in chart.probes)
+    locations = [probe_location(graph, probe) for probe in chart.probes]
+    inputs = dict.fromkeys(f'"{location.results_dir}/{MANIFEST}"' for location in locations)
+    inputs.update(dict.fromkeys(ancient(f'"{path}"') for path in chart_checkpoint_inputs(graph.project, graph, locations)))
     probes = hash_bytes(json.dumps([[probe.key, probe.id] for probe in chart.probes]).encode())
     doc = (spec.description.strip().rstrip(".") or f"Chart '{spec.name}'") + \
         f"; draws {len(chart.probes)} probe{'s' if len(chart.probes) != 1 else ''}."
@@ -47,7 +50,7 @@ def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Templat
         rule=rule_name(spec.name),
         chart=spec.name,
         doc=doc.replace("\\", "\\\\").replace('"""', "'''"),
-        input="\n".join(f'        "{path}",' for path in inputs),
+        input="\n".join(f"        {expression}," for expression in inputs),
         output=chart_dir(spec.name),
         category=REPORT_CATEGORY,
         code=spec.function.code_hash,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from expops_smk import __version__
 
+from expops_smk.codegen.checkpoint_markers import forget_markers
 from expops_smk.layout import COMPUTE_CONFIG_FILE, DATA_DIGEST, FORCED_VARIABLE, RESULTS_DIR, STAMP_FILE
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ def prepare(workflow_dir: str | Path) -> None:
             stamp = _read_stamp(root)
         _refresh_data_digest(root, stamp)
         _check_results_folders(root, stamp.get("processes", []))
+        forget_markers(root)
     except ExpopsError as exc:
         print(f"expops-smk: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

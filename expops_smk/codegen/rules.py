@@ -12,6 +12,7 @@ import json
 import re
 from string import Template
 
+from expops_smk.codegen.checkpoints import checkpoint_inputs, is_checkpoint, marker_pattern
 from expops_smk.codegen.directives import job_module, rule_directives
 from expops_smk.codegen.files import template
 from expops_smk.codegen.patterns import all_locations, input_pattern, output_pattern
@@ -39,7 +40,7 @@ def render_rules(project: ProjectConfig, graph: Graph, header: dict[str, str]) -
 def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rule_template: Template) -> str:
     spec = layout.spec
     node_stack = layout.stack
-    inputs = []
+    inputs = _checkpoint_lines(project, graph, layout)
     for parent in spec.parents:
         parent_layout = graph.layouts[parent]
         inputs.append(f"{INDENT}{rule_name(parent)}={input_pattern(parent_layout, node_stack)},")
@@ -49,11 +50,17 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         inputs.append(f'{INDENT}raw_data_digest="{DATA_DIGEST}",')
     input_block = ("    input:\n" + "\n".join(inputs) + "\n") if inputs else ""
     wildcards = wildcards_of(node_stack)
+    output = f"{INDENT}{output_pattern(layout)},"
+    after = ""
+    if is_checkpoint(layout):
+        output += f'\n{INDENT}ran="{marker_pattern(spec.name, wildcards)}",  # see the Snakefile'
+        after = " && touch {output.ran:q}"
     return rule_template.substitute(
+        kind="checkpoint" if is_checkpoint(layout) else "rule",
         rule=rule_name(spec.name),
         doc=_docstring(spec, layout),
         input=input_block,
-        output=f"{INDENT}{output_pattern(layout)},",
+        output=output,
         log=job_file_pattern(LOGS_DIR, spec.name, wildcards, ".log"),
         params=_params(project, layout),
         extra=rule_directives(project, graph, layout, wildcards),
@@ -61,7 +68,18 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         process=spec.name,
         # "--seed=-2-7", not "--seed -2-7": argparse would take a value starting with '-' for an option.
         wildcard_args="".join(f" --{w}={{wildcards.{w}}}" for w in wildcards),
+        after=after,
     ).rstrip()
+
+
+def _checkpoint_lines(project: ProjectConfig, graph: Graph, layout: ProcessLayout) -> list[str]:
+    """Unnamed inputs (they come first): the manifests of the fan-out checkpoints further up."""
+    patterns = checkpoint_inputs(project, graph, layout)
+    if not patterns:
+        return []
+    return [f"{INDENT}# The data splits above (checkpoints): after one runs, Snakemake checks this job again",
+            f"{INDENT}# and drops it if the inputs below came back unchanged.",
+            *(f"{INDENT}{pattern}," for pattern in patterns)]
 
 
 def _docstring(spec: ProcessSpec, layout: ProcessLayout) -> str:

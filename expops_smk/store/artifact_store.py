@@ -38,7 +38,8 @@ from expops_smk.store.artifacts import (ARTIFACT_SUFFIXES, EXTENSIONS, FORMAT_AR
 from expops_smk.store.exactness import parquet_exact
 from expops_smk.store.files import (atomic_write, confined_in_project, copy_file, hash_or_none, link_into,
                                     read_only_mode, remove_recorded, tmp_name)
-from expops_smk.store.hashing import HASH_ALGORITHM, HashingWriter, hash_bytes, hash_file
+from expops_smk.store.hashing import HASH_ALGORITHM, HashingWriter, hash_bytes, hash_file, hash_handle
+from expops_smk.store.table_reading import read_table
 from expops_smk.store.table_digest import table_digest
 
 PARQUET_WRITE_OPTIONS: Mapping[str, Any] = {"dictionary_pagesize_limit": 64 * 1024}
@@ -193,28 +194,27 @@ class Store:
     def read_value(self, node_dir: Path, artifact: Artifact) -> Any:
         """Load an artifact after checking its bytes against the manifest's object hash.
 
-        The file is read once into memory, hashed and decoded from that same buffer, so a file
-        swapped between the check and the read cannot slip through.
+        Hash and decoding read one open file, so a file swapped in between cannot slip through; a
+        table is decoded from the file, never held as bytes beside its columns (``read_table``).
         """
         path = Path(node_dir) / artifact.file
         try:
-            data = path.read_bytes()
+            handle = open(path, "rb", buffering=0)
         except FileNotFoundError:
             raise TamperedArtifactError(path, "artifact file is missing; re-run the node that wrote it") from None
-        found = hash_bytes(data)
-        if found != artifact.object:
-            raise TamperedArtifactError(
-                path,
-                f"content hash {found} does not match the manifest ({artifact.object}): the file was "
-                "changed after the node wrote it; re-run that node",
-            )
-        if artifact.format == FORMAT_PICKLE:
-            return pickle.loads(data)
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(pa.BufferReader(data))
-        return table.to_pandas() if artifact.format == FORMAT_PARQUET else table
+        with handle:
+            data = handle.read() if artifact.format == FORMAT_PICKLE else None
+            found = hash_handle(handle) if data is None else hash_bytes(data)
+            if found != artifact.object:
+                raise TamperedArtifactError(
+                    path,
+                    f"content hash {found} does not match the manifest ({artifact.object}): the file was "
+                    "changed after the node wrote it; re-run that node",
+                )
+            if data is not None:
+                return pickle.loads(data)
+            handle.seek(0)
+            return read_table(handle, as_frame=artifact.format == FORMAT_PARQUET)
 
     # -- manifests and JSON --------------------------------------------------------------------
 

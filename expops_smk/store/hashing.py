@@ -8,7 +8,7 @@ itself (the store re-checks every object's bytes before it serves them).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import xxhash
 
@@ -25,11 +25,16 @@ def hash_bytes(data: bytes | memoryview) -> str:
 
 def hash_file(path: Path) -> str:
     """xxh3-128 hex digest of a file, read in fixed chunks so memory stays flat for any size."""
+    with open(path, "rb", buffering=0) as handle:
+        return hash_handle(handle)
+
+
+def hash_handle(handle: BinaryIO) -> str:
+    """xxh3-128 hex digest of what remains to be read from an open binary file, in fixed chunks."""
     hasher = xxhash.xxh3_128()
     buffer = memoryview(bytearray(CHUNK_BYTES))
-    with open(path, "rb", buffering=0) as handle:
-        while count := handle.readinto(buffer):
-            hasher.update(buffer[:count])
+    while count := handle.readinto(buffer):
+        hasher.update(buffer[:count])
     return hasher.hexdigest()
 
 

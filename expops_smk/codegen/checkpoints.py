@@ -1,0 +1,112 @@
+"""Data splits as Snakemake checkpoints: early cutoff inside one ``snakemake`` invocation.
+
+Snakemake decides which jobs run before running any, so a changed source schedules every job
+below it, and unchanged ones only restore their outputs. After a *checkpoint* job finishes,
+Snakemake re-evaluates the jobs that read its outputs (``DAG.update_checkpoint_dependencies``):
+a job whose input manifests came back with the same content (Snakemake compares files up to
+``--max-checksum-file-size`` by the checksum it recorded when the job last ran) drops out of the
+run. Only the checkpoint's *direct* readers get that fresh look: a job further down keeps the
+reason it was given before the checkpoint ran (Snakemake never clears it), so it would still run.
+Hence every process below a data split reads that split's manifests itself (its own partition,
+or all of them below an aggregation), which costs nothing at run time because jobs resolve their
+inputs from the plan.
+
+Only data splits are checkpoints: that is where one changed row leaves the other partitions
+unchanged, and where a later change can make the number of partitions depend on the data (input
+functions then ask ``checkpoints.<rule>.get(...)`` for the partitions that exist). A seed split
+passes its inputs through, so its branches change together; as a checkpoint it would only add a
+DAG update per partition to every cold run.
+
+Snakemake also re-checks, while it builds the DAG, the readers of every checkpoint whose outputs
+all exist (a second pass over the whole DAG, +37% on a no-op run of 1,026 jobs). expops-smk rules
+never need that, so each split also writes a marker output that nothing reads, and ``prepare``
+deletes the markers before the next invocation builds its DAG: a missing output that no job
+needs does not make the split run again, and a checkpoint with a missing output is not re-checked
+(``checkpoint_markers.forget_markers``).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from expops_smk.codegen.patterns import input_pattern
+from expops_smk.config.model import ProjectConfig
+from expops_smk.graph.expansion import Graph, ProcessLayout
+from expops_smk.graph.nodes import Layer, Node, Stack
+from expops_smk.codegen.checkpoint_markers import MARKER_SUFFIX
+from expops_smk.layout import CHECKPOINT_MARKERS_DIR, MANIFEST, job_file_pattern
+
+
+def is_checkpoint(layout: ProcessLayout) -> bool:
+    """True for a data split (its rule is a Snakemake ``checkpoint``)."""
+    return layout.child_layer is not None and layout.child_layer.kind == "data"
+
+
+def marker_pattern(process: str, wildcards: list[str]) -> str:
+    """The split job's marker output (``{partition}`` for a split nested in another)."""
+    return job_file_pattern(CHECKPOINT_MARKERS_DIR, process, wildcards, MARKER_SUFFIX)
+
+
+def fanout_ancestors(project: ProjectConfig, graph: Graph, name: str) -> list[str]:
+    """The checkpoint processes above ``name`` that are not its direct parents, in config order."""
+    parents = project.processes[name].parents
+    return [other for other in _checkpoints_above(project, graph, name) if other not in parents]
+
+
+def _checkpoints_above(project: ProjectConfig, graph: Graph, name: str) -> list[str]:
+    seen: set[str] = set()
+    stack = list(project.processes[name].parents)
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            stack.extend(project.processes[current].parents)
+    return [other for other in project.processes if other in seen and is_checkpoint(graph.layouts[other])]
+
+
+def checkpoint_inputs(project: ProjectConfig, graph: Graph, layout: ProcessLayout) -> list[str]:
+    """Input expressions of the manifests this rule reads from the checkpoints above it (module doc).
+
+    Each is ``ancient()``: the edge is there for the re-check alone. Whether the job must run
+    follows from its direct parents; a changed outer partition must not re-run a node below an
+    inner split whose own partition came back unchanged.
+    """
+    return [ancient(input_pattern(graph.layouts[ancestor], layout.stack))
+            for ancestor in fanout_ancestors(project, graph, layout.name)]
+
+
+def ancient(expression: str) -> str:
+    """``ancient(...)`` around an input expression (inside it, for an input function)."""
+    function = "lambda wildcards: "
+    if expression.startswith(function):
+        return f"{function}ancient({expression[len(function):]})"
+    return f"ancient({expression})"
+
+
+def chart_checkpoint_inputs(project: ProjectConfig, graph: Graph, locations: Iterable[Node]) -> list[str]:
+    """Manifests of the data splits above the nodes a chart draws, for the partitions they are in.
+
+    A chart drawing partition 2 then stays out of a run that changed only partition 1. Nodes
+    below an aggregation of a split's partitions change whenever one partition does, so the
+    chart needs nothing more for them.
+    """
+    paths: dict[str, None] = {}
+    for location in locations:
+        for split in _checkpoints_above(project, graph, location.process):
+            folder = _branch_folder(graph.layouts[split], graph.layouts[location.process], location)
+            if folder is not None:
+                paths[f"{folder.results_dir}/{MANIFEST}"] = None
+    return list(paths)
+
+
+def _branch_folder(split: ProcessLayout, layout: ProcessLayout, location: Node) -> Node | None:
+    """The split's output folder of the branch ``location`` (a folder of ``layout``) lies in."""
+    split_data, split_seeds = _by_kind(split.output_stack)
+    data, seeds = _by_kind(layout.output_stack)
+    if data[:len(split_data)] != split_data or seeds[:len(split_seeds)] != split_seeds:
+        return None  # the split's layer was aggregated on the way down
+    return Node(split.name, location.partition[:len(split_data)], location.seed[:len(split_seeds)])
+
+
+def _by_kind(stack: Stack) -> tuple[list[Layer], list[Layer]]:
+    return [layer for layer in stack if layer.kind == "data"], [layer for layer in stack if layer.kind == "seed"]
