@@ -40,6 +40,8 @@ LAUNCHER_MODULE = "expops_smk.runtime.launch"
 STORE_DIR = ".expops"
 DATA_DIGEST = f"{STORE_DIR}/inputs/data.xxh3"
 STAMP_FILE = f"{STORE_DIR}/stamp.json"
+OVERRIDES_FILE = f"{STORE_DIR}/overrides.json"
+"""The parameter overrides of the last ``snakemake --config`` (absent without one), for ``status``."""
 SERVER_LOG = f"{STORE_DIR}/warm_server.log"
 
 
@@ -74,3 +76,6 @@ The Snakefile's ``onstart`` sets it in the main Snakemake process; local jobs in
 Slurm executor submits with ``--export=ALL``, so cluster jobs see it too."""
 NO_CACHE_VARIABLE = "EXPOPS_SMK_NO_CACHE"
 """``1``: every job that runs executes user code instead of restoring from the run cache."""
+OVERRIDES_VARIABLE = "EXPOPS_SMK_OVERRIDES"
+"""JSON of this invocation's ``--config`` parameter overrides, set where the Snakefile is parsed:
+local jobs inherit it from Snakemake, cluster jobs re-parse the Snakefile with the same --config."""

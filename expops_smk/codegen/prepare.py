@@ -16,7 +16,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from expops_smk import __version__
 
@@ -26,8 +26,10 @@ if TYPE_CHECKING:
     from expops_smk.codegen.files import GeneratedFile
 
 
-def prepare(workflow_dir: str | Path) -> None:
-    """Regenerate when sources changed and refresh the raw data digest; exit 2 on a bad project."""
+def prepare(workflow_dir: str | Path, config: Mapping[str, Any] | None = None) -> None:
+    """Regenerate when sources changed, refresh the raw data digest and take up Snakemake's
+    ``config`` as parameter overrides (see ``overriding``); exit 2 on a bad project."""
+    from expops_smk.codegen.overriding import activate_overrides
     from expops_smk.errors import ExpopsError
 
     root = Path(workflow_dir).resolve().parent
@@ -40,6 +42,7 @@ def prepare(workflow_dir: str | Path) -> None:
             stamp = _read_stamp(root)
         _refresh_data_digest(root, stamp)
         _check_results_folders(root, stamp.get("processes", []))
+        activate_overrides(root, config or {})
     except ExpopsError as exc:
         print(f"expops-smk: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

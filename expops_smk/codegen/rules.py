@@ -89,13 +89,13 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
     alone ("before: ... now: ..."), so each value says what it is. ``modules`` and ``libraries``
     (the project modules and installed distributions the script imports) are included so that an
     edited helper module or an upgraded library re-runs exactly the processes that import them.
+    The parameters go through ``overridden`` (``codegen.overriding``) for ``snakemake --config``.
     """
     spec = layout.spec
     lines = []
     if spec.function is not None:
         lines.append(f'code="code of {spec.function.name}(): {spec.function.code_hash}"')
-        parameters = _without_wildcards(json.dumps(accepted_parameters(project, spec), sort_keys=True, default=str))
-        lines.append(f"parameters={_python_string(parameters)}")
+        lines.append(f"parameters=overridden({_python_string(spec.name)}, {_python_string(parameters_text(project, spec))})")
     else:
         lines.append('code="builtin-split-1"')
     if spec.modules:
@@ -111,6 +111,11 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
     if not any(layer.kind == "seed" for layer in layout.stack):
         lines.append(f'random_seed="reproducibility.random_seed={project.random_seed}"')
     return "\n".join(f"{INDENT}{line}," for line in lines)
+
+
+def parameters_text(project: ProjectConfig, spec: ProcessSpec) -> str:
+    """The rule's ``parameters`` value: the JSON of what the function receives."""
+    return _without_wildcards(json.dumps(accepted_parameters(project, spec), sort_keys=True, default=str))
 
 
 def _without_wildcards(json_text: str) -> str:

@@ -1,0 +1,94 @@
+"""End to end: Snakemake habits on a generated workflow (issue 16): ``--config`` overrides
+parameters, user files survive generation, bookkeeping options do not count as code.
+
+One small project (load -> train over two seeds) is run once; each scenario starts from a copy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from e2e import CALLS_HELPER, EXPOPS_SMK, Project
+from projects import write_project
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = """\
+scripts: {main: src/main.py}
+experiment:
+  parameters: {offset: 0}
+  pipeline:
+    process_adjlist: |
+      load seeds
+      seeds train
+    processes:
+      - name: load
+      - {name: seeds, seed_parallelism: {seeds: [1, 2]}}
+      - {name: train, parameters: {lr: 0.5}}
+"""
+
+MAIN = CALLS_HELPER + '''
+
+def load(offset):
+    called("load")
+    return {"data": [1.0 + offset, 2.0 + offset]}
+
+
+def train(data, lr, random_seed):
+    called(f"train {random_seed}")
+    return {"score": sum(data) * lr + random_seed}
+'''
+
+ALL = {"load", "seeds", "train S1", "train S2"}
+TRAIN = {"train S1", "train S2"}
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    project = Project(write_project(tmp_path_factory.mktemp("habits") / "project", CONFIG, MAIN,
+                                    script_path="src/main.py"))
+    first = project.run()
+    assert first.executed == ALL, first.describe()
+    return project
+
+
+@pytest.fixture
+def project(baseline: Project, tmp_path: Path) -> Project:
+    return baseline.copy(tmp_path / "project")
+
+
+def status(project: Project) -> str:
+    return project.command([EXPOPS_SMK, "status", "."]).output
+
+
+def test_config_override_runs_only_the_process_that_takes_it_and_removing_it_restores(project: Project) -> None:
+    run = project.snakemake("--config", "lr=0.25")
+    assert run.executed == TRAIN and sorted(run.calls) == ["train 1", "train 2"], run.describe()
+    assert project.value("train", "score", seed="1") == 3.0 * 0.25 + 1
+    assert "train S1: up to date" in status(project) and "lr=0.25" in status(project)
+    assert project.snakemake("--config", "lr=0.25").nothing_to_do
+    back = project.snakemake()
+    assert back.restored == TRAIN and back.calls == [], back.describe()
+    assert project.value("train", "score", seed="1") == 3.0 * 0.5 + 1
+    assert "lr" not in status(project)
+
+
+def test_config_forms_global_per_process_and_configfile(project: Project) -> None:
+    glob = project.snakemake("--config", "parameters={offset: 1}")
+    assert glob.executed == ALL and "load" in glob.calls, glob.describe()
+    (project.root / "override.yaml").write_text("processes:\n  train: {lr: 2}\n", encoding="utf-8")
+    per_file = project.snakemake("--configfile", "override.yaml")
+    assert per_file.restored == {"load", "seeds"} and per_file.executed == TRAIN, per_file.describe()
+    assert project.value("train", "score", seed="2") == 3.0 * 2 + 2
+    assert project.snakemake("--config", "train={lr: 2}").nothing_to_do
+
+
+def test_unused_config_keys_warn_in_one_line_each(project: Project) -> None:
+    run = project.snakemake("-n", "--config", "lrr=1", "parameters={nothing: 2}", "trian={lr: 1}")
+    lines = [line for line in run.output.splitlines() if "warning" in line]
+    assert any("--config lrr: not used by this workflow (did you mean 'lr'?)" in line for line in lines), run.output
+    assert any("no process takes parameter 'nothing'" in line for line in lines)
+    assert any("--config trian" in line and "did you mean 'train'" in line for line in lines)
+    assert run.nothing_to_do
