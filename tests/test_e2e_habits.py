@@ -92,3 +92,52 @@ def test_unused_config_keys_warn_in_one_line_each(project: Project) -> None:
     assert any("no process takes parameter 'nothing'" in line for line in lines)
     assert any("--config trian" in line and "did you mean 'train'" in line for line in lines)
     assert run.nothing_to_do
+
+
+CUSTOM_RULES = '''\
+rule hello:
+    """A user's own rule, beside the generated ones."""
+    input: "results/train/s1/_outputs.json"
+    output: "hello.txt"
+    shell: "echo hello > {output}"
+'''
+
+
+def test_user_rules_and_profile_keys_survive_regeneration(project: Project) -> None:
+    custom = project.root / "workflow/rules/custom.smk"
+    custom.write_text(CUSTOM_RULES, encoding="utf-8")
+    user_profile = project.root / "workflow/profiles/default/user.yaml"
+    user_profile.write_text("keep-going: true\nrerun-incomplete: false\n", encoding="utf-8")
+    project.edit("configs/project_config.yaml", "parameters: {lr: 0.5}", "parameters: {lr: 0.25}")
+    run = project.snakemake("hello.txt")
+    assert (project.root / "hello.txt").read_text() == "hello\n" and run.executed == {"train S1"}, run.describe()
+    assert custom.read_text(encoding="utf-8") == CUSTOM_RULES
+    import yaml
+
+    profile = yaml.safe_load((project.root / "workflow/profiles/default/config.yaml").read_text(encoding="utf-8"))
+    assert profile["keep-going"] is True and profile["rerun-incomplete"] is False and profile["cores"] == "all"
+    project.edit("configs/project_config.yaml", "parameters: {lr: 0.25}", "parameters: {lr: 0.5}")
+    project.generate()
+    assert custom.read_text(encoding="utf-8") == CUSTOM_RULES
+    assert "keep-going: true" in (project.root / "workflow/profiles/default/config.yaml").read_text(encoding="utf-8")
+
+
+def test_a_generated_file_edited_by_hand_is_never_overwritten(project: Project) -> None:
+    snakefile = project.root / "workflow/Snakefile"
+    edited = snakefile.read_text(encoding="utf-8") + "\nprint('mine')\n"
+    snakefile.write_text(edited, encoding="utf-8")
+    project.edit("configs/project_config.yaml", "parameters: {lr: 0.5}", "parameters: {lr: 0.25}")
+    message = ("workflow/Snakefile was edited by hand; move your changes to a file of your own in workflow/rules/ "
+               "(every *.smk there is included), or delete workflow/Snakefile to regenerate it")
+    for run in (project.generate(check=False), project.snakemake("-n", check=False)):
+        assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.output, run.describe()
+    assert snakefile.read_text(encoding="utf-8") == edited
+    profile = project.root / "workflow/profiles/default/config.yaml"
+    profile.write_text(profile.read_text(encoding="utf-8") + "keep-going: true\n", encoding="utf-8")
+    snakefile.unlink()
+    run = project.generate(check=False)
+    assert run.returncode == 2 and "workflow/profiles/default/config.yaml was edited by hand; put your settings in " \
+        "workflow/profiles/default/user.yaml (merged into it)" in run.stderr, run.describe()
+    profile.unlink()
+    project.generate()
+    assert project.snakemake().executed == TRAIN

@@ -77,6 +77,7 @@ def outer(value: str, count: int) -> str:
 
 def generate_project(root: Path) -> list[GeneratedFile]:
     """Validate, expand and write the workflow of the project in ``root``; record what it read."""
+    from expops_smk.codegen.user_files import USER_PROFILES
     from expops_smk.codegen.generate import generate
     from expops_smk.config.libraries import metadata_folders
     from expops_smk.config.project import load_project
@@ -89,6 +90,7 @@ def generate_project(root: Path) -> list[GeneratedFile]:
     sources = [project.config_file, root / COMPUTE_CONFIG_FILE, *project.all_scripts()]
     rel = {path.relative_to(root).as_posix() for path in sources}
     rel.update(module for spec in project.processes.values() for module in spec.modules)
+    rel.update(USER_PROFILES.values())  # the user's profile keys are merged into the generated profiles
     distributions = {dist for spec in project.processes.values() for dist in spec.libraries}
     stamp = {
         "version": __version__,
