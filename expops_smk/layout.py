@@ -32,8 +32,9 @@ CHART_RECORD = "_chart.json"
 LOGS_DIR = "logs"
 BENCHMARK_DIR = "benchmarks"
 
-JOB_MODULES = {"runtime": "expops_smk.runtime", "charts": "expops_smk.runtime.chart_job"}
-"""What a rule's job runs with ``python -m``, per entry point: the node runtime and the chart job."""
+WARM_VARIABLE = "EXPOPS_SMK_WARM"
+"""Set to ``0`` to run every job cold (the rules stay as generated); the Snakefile sets it when the
+project turns warm start off or benchmarks jobs."""
 LAUNCHER_MODULE = "expops_smk.runtime.launch"
 """Runs an entry point forked from a warm interpreter when it can (``python -m`` LAUNCHER ENTRY ARGS)."""
 

@@ -141,3 +141,16 @@ def test_a_generated_file_edited_by_hand_is_never_overwritten(project: Project) 
     profile.unlink()
     project.generate()
     assert project.snakemake().executed == TRAIN
+
+
+def test_switching_bookkeeping_options_reschedules_nothing(project: Project) -> None:
+    config = "configs/project_config.yaml"
+    project.edit(config, "scripts: {main: src/main.py}\n",
+                 "scripts: {main: src/main.py}\nexecution: {benchmark: true, warm_start: false, resources: {mem_mb: 900}}\n")
+    project.edit(config, "{name: train, parameters: {lr: 0.5}}", "{name: train, parameters: {lr: 0.5}, retries: 2}")
+    assert project.snakemake("-n").nothing_to_do
+    assert 'os.environ.update(EXPOPS_SMK_WARM="0")' in (project.root / "workflow/Snakefile").read_text(encoding="utf-8")
+    forced = project.snakemake("-R", "train")
+    assert forced.executed == TRAIN and (project.root / "benchmarks/train/s1.tsv").is_file(), forced.describe()
+    project.edit(config, "benchmark: true, warm_start: false, ", "")
+    assert project.snakemake("-n").nothing_to_do

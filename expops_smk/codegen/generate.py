@@ -20,6 +20,7 @@ from typing import Mapping
 
 from expops_smk import __version__
 from expops_smk.codegen.chart_rules import render_chart_rules
+from expops_smk.codegen.directives import cold_jobs
 from expops_smk.codegen.files import GeneratedFile, template, write_if_changed
 from expops_smk.codegen.profiles import render_profiles
 from expops_smk.codegen.rules import render_rules
@@ -39,7 +40,7 @@ def generate(project: ProjectConfig, graph: Graph, charts: Mapping[str, Resolved
         "config_file": project.config_file.relative_to(project.root).as_posix(),
     }
     files = {
-        SNAKEFILE: template("Snakefile.tmpl").substitute(header),
+        SNAKEFILE: template("Snakefile.tmpl").substitute(header, cold_jobs=cold_jobs(project.execution)),
         RULES_FILE: render_rules(project, graph, header),
         PLAN_FILE: plan_to_json(project, charts),
         **{rel: with_user_profile(project.root, rel, text) for rel, text in render_profiles(project, graph).items()},

@@ -57,7 +57,7 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         log=job_file_pattern(LOGS_DIR, spec.name, wildcards, ".log"),
         params=_params(project, layout),
         extra=rule_directives(project, graph, layout, wildcards),
-        module=job_module(project.execution, "runtime"),
+        module=job_module("runtime"),
         process=spec.name,
         # "--seed=-2-7", not "--seed -2-7": argparse would take a value starting with '-' for an option.
         wildcard_args="".join(f" --{w}={{wildcards.{w}}}" for w in wildcards),
