@@ -154,3 +154,22 @@ def test_switching_bookkeeping_options_reschedules_nothing(project: Project) -> 
     assert forced.executed == TRAIN and (project.root / "benchmarks/train/s1.tsv").is_file(), forced.describe()
     project.edit(config, "benchmark: true, warm_start: false, ", "")
     assert project.snakemake("-n").nothing_to_do
+
+
+def test_run_shows_a_compact_view_and_snakemake_keeps_the_full_log(project: Project) -> None:
+    project.edit("src/main.py", 'called(f"train {random_seed}")',
+                 'called(f"train {random_seed}")\n    if random_seed == 2:\n        raise ValueError("bad seed")')
+    failed = project.command([EXPOPS_SMK, "run", ".", "--cores", "2"], check=False)
+    lines = failed.stdout.splitlines()
+    assert failed.returncode != 0 and "\x1b[" not in failed.output, failed.describe()
+    assert "FAILED node 'train S2': the process function raised ValueError: bad seed (traceback in logs/train/s2.log)" \
+        in lines, failed.describe()
+    assert lines[-1].startswith("done 1/2 jobs in ") and ", 1 failed · full log: .snakemake/log/" in lines[-1]
+    assert len(failed.output.splitlines()) < 15  # instead of Snakemake's ~100 lines
+    log = project.root / lines[-1].split("full log: ")[1]
+    assert "Error in rule train:" in log.read_text(encoding="utf-8") and "Finished jobid" in log.read_text(encoding="utf-8")
+    project.edit("src/main.py", "    if random_seed == 2:\n        raise ValueError(\"bad seed\")\n", "")
+    fixed = project.command([EXPOPS_SMK, "run", ".", "--cores", "2"])
+    assert fixed.stdout.splitlines()[-1].startswith("done 2/2 jobs in "), fixed.describe()
+    again = project.command([EXPOPS_SMK, "run", "."])
+    assert again.stdout.splitlines()[-1] == "Nothing to be done: every node is up to date."
