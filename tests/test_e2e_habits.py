@@ -173,3 +173,21 @@ def test_run_shows_a_compact_view_and_snakemake_keeps_the_full_log(project: Proj
     assert fixed.stdout.splitlines()[-1].startswith("done 2/2 jobs in "), fixed.describe()
     again = project.command([EXPOPS_SMK, "run", "."])
     assert again.stdout.splitlines()[-1] == "Nothing to be done: every node is up to date."
+
+
+def test_summary_and_delete_all_output_do_what_the_readme_says(project: Project) -> None:
+    """README ("What re-runs"): --summary sees declared outputs only, one manifest per node;
+    the artifacts are listed in the manifests; --delete-all-output removes only the manifests, and the
+    next run restores every node from the run cache (`expops-smk clean` removing the rest is tested in
+    test_metrics_report)."""
+    summary = project.snakemake("--summary").stdout.splitlines()
+    files = sorted(line.split("\t")[0] for line in summary[1:] if line.strip())
+    assert files == ["results/load/_outputs.json", "results/seeds/_outputs.json",
+                     "results/train/s1/_outputs.json", "results/train/s2/_outputs.json"], summary
+    assert all("\tok\t" in line for line in summary[1:] if line.strip())
+    artifacts = sorted(project.root.glob("results/**/*.p*"))
+    assert artifacts and not any(str(path.relative_to(project.root)) in files for path in artifacts)
+    project.snakemake("--delete-all-output")
+    assert not list(project.root.glob("results/**/_outputs.json")) and all(path.exists() for path in artifacts)
+    again = project.snakemake()
+    assert again.restored == ALL and again.calls == [], again.describe()
