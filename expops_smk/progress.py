@@ -169,6 +169,8 @@ def summary(state: RunState, returncode: int) -> str:
     log = f" · full log: {state.log_file}" if state.log_file else ""
     if state.nothing_to_do:
         return "Nothing to be done: every node is up to date."
+    if state.total is None and returncode != 0:
+        return f"snakemake stopped with exit status {returncode} before running any job (its output is above){log}"
     total = state.total if state.total is not None else state.done
     text = f"done {state.done}/{total} jobs in {clock(state.elapsed())}"
     if state.failed:
@@ -202,8 +204,9 @@ def run_with_view(command: list[str], out: TextIO | None = None) -> int:
             reader.feed(line)
     returncode = process.wait()
     reader.finish()
-    if returncode != 0 and not state.failed:
-        print("\n".join(line for line in reader.tail if line.strip()), file=out)
+    if returncode != 0 and not state.failed:  # Snakemake stopped before any job: say why
+        print("\n".join(line for line in reader.tail if line.strip() and not line.startswith("expops-smk: ")),
+              file=out)
     print(summary(state, returncode), file=out, flush=True)
     return returncode
 

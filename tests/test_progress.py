@@ -83,3 +83,8 @@ def test_node_labels_and_which_commands_get_the_view() -> None:
 def test_nothing_to_do() -> None:
     state, _ = read("Building DAG of jobs...\nNothing to be done (all requested files are present and up to date).\n")
     assert summary(state, 0) == "Nothing to be done: every node is up to date."
+
+
+def test_snakemake_stopping_before_any_job_says_so() -> None:
+    state, _ = read("Building DAG of jobs...\nWorkflowError: something\n")
+    assert summary(state, 1).startswith("snakemake stopped with exit status 1 before running any job")
