@@ -77,3 +77,9 @@ def test_no_config_leaves_the_project_as_it_is(project) -> None:
 def test_overrides_survive_the_environment_round_trip(global_values, train_values) -> None:
     overrides = Overrides(global_values, {"train": train_values} if train_values else {})
     assert Overrides.from_json(overrides.to_json()) == overrides
+
+
+def test_the_structured_keys_need_mappings(project) -> None:
+    overrides, warnings = read_overrides({"parameters": 5, "processes": "x"}, project)
+    assert not overrides and warnings == ["--config parameters: expected a mapping, e.g. parameters='{C: 0.5}'",
+                                          "--config processes: expected a mapping, e.g. processes='{train: {C: 0.5}}'"]

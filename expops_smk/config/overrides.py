@@ -71,6 +71,9 @@ def read_overrides(config: Mapping[str, Any], project: ProjectConfig) -> tuple[O
         elif key == PROCESSES_KEY and isinstance(value, Mapping):
             for process, values in value.items():
                 _add_process(project, str(process), values, f"{PROCESSES_KEY}.{process}", per_process, warnings)
+        elif key in (GLOBAL_KEY, PROCESSES_KEY):
+            example = "'{C: 0.5}'" if key == GLOBAL_KEY else "'{train: {C: 0.5}}'"
+            warnings.append(f"--config {key}: expected a mapping, e.g. {key}={example}")
         elif key in project.processes:
             _add_process(project, key, value, key, per_process, warnings)
         elif key in names:
