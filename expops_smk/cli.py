@@ -181,9 +181,10 @@ def show(where: tuple[str, ...], project_option: Path | None, partition: str | N
 @reports_errors
 def status(project: Path, changed_only: bool) -> None:
     """Per node: up to date, or why the next run would execute (or restore) it."""
-    from expops_smk.results.status import UP_TO_DATE, active_overrides, project_status
+    from expops_smk.config.overrides import recorded_overrides
+    from expops_smk.results.status import UP_TO_DATE, project_status
 
-    overrides = active_overrides(project)
+    overrides = recorded_overrides(project)
     if overrides:
         click.echo(f"with the --config overrides of the last snakemake run: {overrides.describe()}", err=True)
     statuses = project_status(project)

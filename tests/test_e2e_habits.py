@@ -68,6 +68,8 @@ def test_config_override_runs_only_the_process_that_takes_it_and_removing_it_res
     assert run.executed == TRAIN and sorted(run.calls) == ["train 1", "train 2"], run.describe()
     assert project.value("train", "score", seed="1") == 3.0 * 0.25 + 1
     assert "train S1: up to date" in status(project) and "lr=0.25" in status(project)
+    project.command([EXPOPS_SMK, "report", ".", "-o", "report.html"])
+    assert "&quot;lr&quot;: 0.25" in (project.root / "report.html").read_text(encoding="utf-8")
     assert project.snakemake("--config", "lr=0.25").nothing_to_do
     back = project.snakemake()
     assert back.restored == TRAIN and back.calls == [], back.describe()

@@ -20,9 +20,11 @@ import dataclasses
 import difflib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from expops_smk.config.model import ProjectConfig, accepted_parameters
+from expops_smk.layout import OVERRIDES_FILE
 
 GLOBAL_KEY = "parameters"
 PROCESSES_KEY = "processes"
@@ -57,6 +59,15 @@ class Overrides:
         items += [f"{process}.{key}={json.dumps(value)}" for process, values in sorted(self.processes.items())
                   for key, value in sorted(values.items())]
         return ", ".join(items)
+
+
+def recorded_overrides(project_dir: str | Path) -> Overrides:
+    """The overrides of the last ``snakemake --config`` (none after a run without one), as the
+    Snakefile recorded them: what ``status`` and the report assume the results were made with."""
+    try:
+        return Overrides.from_json((Path(project_dir) / OVERRIDES_FILE).read_text(encoding="utf-8"))
+    except OSError:
+        return Overrides()
 
 
 def read_overrides(config: Mapping[str, Any], project: ProjectConfig) -> tuple[Overrides, list[str]]:

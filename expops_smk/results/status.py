@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from expops_smk.config.model import ProjectConfig
-from expops_smk.config.overrides import Overrides, apply_overrides
+from expops_smk.config.overrides import apply_overrides, recorded_overrides
 from expops_smk.config.project import load_project
 from expops_smk.graph.expansion import Graph, build_graph
 from expops_smk.graph.nodes import Node
-from expops_smk.layout import MANIFEST, OVERRIDES_FILE, RUN_FILE
+from expops_smk.layout import MANIFEST, RUN_FILE
 from expops_smk.runtime.run_key import hash_payload, location_key, run_payload
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.artifacts import Artifact
@@ -44,17 +44,9 @@ class NodeStatus:
 
 
 def project_status(project_dir: str | Path) -> list[NodeStatus]:
-    project = apply_overrides(load_project(project_dir), active_overrides(project_dir))
+    project = apply_overrides(load_project(project_dir), recorded_overrides(project_dir))
     graph = build_graph(project)
     return _Status(project, graph).all()
-
-
-def active_overrides(project_dir: str | Path) -> Overrides:
-    """The parameter overrides of the last ``snakemake --config`` (none after a run without one)."""
-    try:
-        return Overrides.from_json((Path(project_dir) / OVERRIDES_FILE).read_text(encoding="utf-8"))
-    except OSError:
-        return Overrides()
 
 
 class _Status:
