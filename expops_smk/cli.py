@@ -93,14 +93,20 @@ def generate(project: Path) -> None:
 @click.option("--profile", default=None, help="Workflow profile under PROJECT/profiles/ (e.g. slurm).")
 @click.option("--no-cache", is_flag=True,
               help="Jobs that run execute user code instead of restoring from the run cache (add -F to run all).")
+@click.option("--snakemake-output", is_flag=True,
+              help="Show Snakemake's own output instead of the progress view (the full log is always in .snakemake/log/).")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @reports_errors
-def run(cores: str | None, profile: str | None, no_cache: bool, args: tuple[str, ...]) -> None:
+def run(cores: str | None, profile: str | None, no_cache: bool, snakemake_output: bool, args: tuple[str, ...]) -> None:
     """Generate, then run snakemake: `expops-smk run [PROJECT] [SNAKEMAKE ARGS]` (e.g. -n, --keep-going).
 
     PROJECT (default: the current folder) is the first argument when it names a folder; every
-    other argument goes to snakemake unchanged.
+    other argument goes to snakemake unchanged. A run shows a progress bar (done/total jobs,
+    what is running, failures as they happen, elapsed time and an estimate); previews and
+    listings (-n, --dag, --summary, ...) show Snakemake's output.
     """
+    from expops_smk.progress import run_with_view, wants_view
+
     from expops_smk.codegen.prepare import generate_project
 
     project = Path(".")
@@ -126,7 +132,9 @@ def run(cores: str | None, profile: str | None, no_cache: bool, args: tuple[str,
 
         os.environ[NO_CACHE_VARIABLE] = "1"  # inherited by snakemake and every job it starts
     os.chdir(project)
-    os.execv(command[0], command)
+    if snakemake_output or not wants_view(args):
+        os.execv(command[0], command)
+    sys.exit(run_with_view(command))
 
 
 def _check_executor_plugin(profile_dir: Path) -> None:
@@ -173,8 +181,12 @@ def show(where: tuple[str, ...], project_option: Path | None, partition: str | N
 @reports_errors
 def status(project: Path, changed_only: bool) -> None:
     """Per node: up to date, or why the next run would execute (or restore) it."""
+    from expops_smk.config.overrides import recorded_overrides
     from expops_smk.results.status import UP_TO_DATE, project_status
 
+    overrides = recorded_overrides(project)
+    if overrides:
+        click.echo(f"with the --config overrides of the last snakemake run: {overrides.describe()}", err=True)
     statuses = project_status(project)
     for item in statuses:
         if not (changed_only and item.state == UP_TO_DATE):

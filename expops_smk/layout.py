@@ -32,14 +32,19 @@ CHART_RECORD = "_chart.json"
 LOGS_DIR = "logs"
 BENCHMARK_DIR = "benchmarks"
 
-JOB_MODULES = {"runtime": "expops_smk.runtime", "charts": "expops_smk.runtime.chart_job"}
-"""What a rule's job runs with ``python -m``, per entry point: the node runtime and the chart job."""
+WARM_VARIABLE = "EXPOPS_SMK_WARM"
+"""Set to ``0`` to run every job cold (the rules stay as generated); the Snakefile sets it when the
+project turns warm start off or benchmarks jobs."""
 LAUNCHER_MODULE = "expops_smk.runtime.launch"
 """Runs an entry point forked from a warm interpreter when it can (``python -m`` LAUNCHER ENTRY ARGS)."""
 
 STORE_DIR = ".expops"
 DATA_DIGEST = f"{STORE_DIR}/inputs/data.xxh3"
 STAMP_FILE = f"{STORE_DIR}/stamp.json"
+GENERATED_RECORD = f"{STORE_DIR}/generated.json"
+"""The digest of every generated file as written: one that differs now was edited by hand."""
+OVERRIDES_FILE = f"{STORE_DIR}/overrides.json"
+"""The parameter overrides of the last ``snakemake --config`` (absent without one), for ``status``."""
 SERVER_LOG = f"{STORE_DIR}/warm_server.log"
 CHECKPOINT_MARKERS_DIR = f"{STORE_DIR}/checkpoints"
 """Where a data split's job leaves ``<process>[/<partition>].ran`` for the rest of its invocation
@@ -78,3 +83,6 @@ The Snakefile's ``onstart`` sets it in the main Snakemake process; local jobs in
 Slurm executor submits with ``--export=ALL``, so cluster jobs see it too."""
 NO_CACHE_VARIABLE = "EXPOPS_SMK_NO_CACHE"
 """``1``: every job that runs executes user code instead of restoring from the run cache."""
+OVERRIDES_VARIABLE = "EXPOPS_SMK_OVERRIDES"
+"""JSON of this invocation's ``--config`` parameter overrides, set where the Snakefile is parsed:
+local jobs inherit it from Snakemake, cluster jobs re-parse the Snakefile with the same --config."""

@@ -103,7 +103,7 @@ def test_params_hold_code_hash_and_accepted_parameters(project: Path) -> None:
     spec = load_project(project).processes["train-model"]
     train = rules_of(project)["train_model"]
     assert f'code="code of train(): {spec.function.code_hash}",' in train
-    assert """parameters='{"depth": 3, "lr": 0.1}',""" in train  # not "unused": train does not take it
+    assert """parameters=overridden('train-model', '{"depth": 3, "lr": 0.1}'),""" in train  # not "unused": train does not take it
     assert "random_seed=" not in train  # inside a seed fan-out the branch seed replaces it
     assert 'random_seed="reproducibility.random_seed=3",' in rules_of(project)["load"]
     assert 'fanout="data_name=frame size=3",' in rules_of(project)["split"]

@@ -149,17 +149,22 @@ def test_benchmark_files_mirror_the_log_layout(tmp_path: Path) -> None:
     assert directive(rules["summary"], "benchmark") == '"benchmarks/summary.tsv",'
 
 
-@pytest.mark.parametrize("execution, module", [
-    (None, "expops_smk.runtime.launch runtime"),
-    ({"warm_start": False}, "expops_smk.runtime"),
+@pytest.mark.parametrize("execution, cold", [
+    (None, False),
+    ({"warm_start": False}, True),
     # Snakemake's benchmark measures the job's process tree, which a node forked by the warm server is not in.
-    ({"benchmark": True}, "expops_smk.runtime"),
+    ({"benchmark": True}, True),
 ])
-def test_warm_start_decides_what_the_rules_run(tmp_path: Path, execution: dict[str, Any] | None, module: str) -> None:
+def test_warm_start_decides_how_jobs_start_not_what_the_rules_run(tmp_path: Path, execution: dict[str, Any] | None,
+                                                                   cold: bool) -> None:
     root = make(tmp_path / "p", execution)
     generate_project(root)
     commands = {name: block.split("shell:", 1)[1] for name, block in rules_of(root).items()}
-    assert len(commands) == 7 and all(f" -m {module} {name} " in command for name, command in commands.items()), commands
+    # The same command whatever the settings: Snakemake re-runs a job whose command text changed.
+    assert len(commands) == 7 and all(f" -m expops_smk.runtime.launch runtime {name} " in command
+                                      for name, command in commands.items()), commands
+    snakefile = (root / "workflow" / "Snakefile").read_text(encoding="utf-8")
+    assert ('os.environ.update(EXPOPS_SMK_WARM="0")' in snakefile) == cold
 
 
 def test_local_processes_splits_means_builtin_splits_and_aggregations(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def render_chart_rules(project: ProjectConfig, graph: Graph, charts: Mapping[str
                        header: Mapping[str, str]) -> str:
     """``rules/charts.smk``: one rule per chart and ``CHART_TARGETS`` for ``rule all``."""
     rule_template = template("chart_rule.smk.tmpl")
-    module = job_module(project.execution, "charts")
+    module = job_module("charts")
     rules = [render_chart_rule(graph, chart, rule_template, module) for chart in charts.values()]
     targets = [f'    "{chart_dir(name)}",' for name in charts]
     return template("charts.smk.tmpl").substitute(

@@ -19,7 +19,7 @@ from expops_smk.codegen.groups import STRING_RESOURCES, chain_groups
 from expops_smk.config.execution import normalized
 from expops_smk.config.model import ExecutionSettings, ProcessSpec, ProjectConfig
 from expops_smk.graph.expansion import Graph, ProcessLayout
-from expops_smk.layout import BENCHMARK_DIR, JOB_MODULES, LAUNCHER_MODULE, job_file_pattern
+from expops_smk.layout import BENCHMARK_DIR, LAUNCHER_MODULE, WARM_VARIABLE, job_file_pattern
 
 # Config spelling (after `normalized`) -> Snakemake resource name. cpus become the rule's `threads:`.
 _SNAKEMAKE_NAMES = {
@@ -30,13 +30,25 @@ _SNAKEMAKE_NAMES = {
 _INDENT = " " * 8
 
 
-def job_module(execution: ExecutionSettings, entry: str) -> str:
-    """What a rule's command runs with ``python -m``: the node or the chart job through the
-    warm-start launcher, or directly when warm start is off or jobs are benchmarked (Snakemake
-    measures the job's own process tree, which a forked job is not part of)."""
+def job_module(entry: str) -> str:
+    """What a rule's command runs with ``python -m``: the node or the chart job, through the
+    warm-start launcher. The same whatever the execution settings: Snakemake re-runs every job
+    whose command text changed ("Code has changed"), and how a job is started is bookkeeping."""
+    return f"{LAUNCHER_MODULE} {entry}"
+
+
+def cold_jobs(execution: ExecutionSettings) -> str:
+    """The Snakefile's lines that make every job start cold, when the project asks for it.
+
+    With ``benchmark: true`` Snakemake measures the job's own process tree, which a job forked from
+    the warm server is not part of. Said in the environment, not in the rules' commands (see
+    ``job_module``), so switching benchmarks or warm start on or off re-runs nothing.
+    """
     if execution.warm_start and not execution.benchmark:
-        return f"{LAUNCHER_MODULE} {entry}"
-    return JOB_MODULES[entry]
+        return ""
+    why = "benchmark: true" if execution.benchmark else "warm_start: false"
+    return (f"# execution: {{{why}}}: every job starts cold, in its own process (not forked from a warm server).\n"
+            f'os.environ.update({WARM_VARIABLE}="0")\n')
 
 
 def rule_directives(project: ProjectConfig, graph: Graph, layout: ProcessLayout, wildcards: list[str]) -> str:

@@ -10,7 +10,8 @@ project folder):
     workflow/profiles/default/, profiles/slurm/   how to run it (see ``profiles``)
 
 Files are rewritten only when their content changes, as Snakemake compares their modification
-times with those of results.
+times with those of results, and never once edited by hand (see ``user_files``: the user's own
+rule files and profile keys live beside them).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from typing import Mapping
 
 from expops_smk import __version__
 from expops_smk.codegen.chart_rules import render_chart_rules
+from expops_smk.codegen.directives import cold_jobs
 from expops_smk.codegen.files import GeneratedFile, template, write_if_changed
 from expops_smk.codegen.profiles import render_profiles
 from expops_smk.codegen.rules import render_rules
+from expops_smk.codegen.user_files import check_not_edited, record_generated, with_user_profile
 from expops_smk.config.model import ProjectConfig
 from expops_smk.graph.expansion import Graph
 from expops_smk.graph.plan import plan_to_json
@@ -37,11 +40,14 @@ def generate(project: ProjectConfig, graph: Graph, charts: Mapping[str, Resolved
         "config_file": project.config_file.relative_to(project.root).as_posix(),
     }
     files = {
-        SNAKEFILE: template("Snakefile.tmpl").substitute(header),
+        SNAKEFILE: template("Snakefile.tmpl").substitute(header, cold_jobs=cold_jobs(project.execution)),
         RULES_FILE: render_rules(project, graph, header),
         PLAN_FILE: plan_to_json(project, charts),
-        **render_profiles(project, graph),
+        **{rel: with_user_profile(project.root, rel, text) for rel, text in render_profiles(project, graph).items()},
         CHARTS_RULES_FILE: render_chart_rules(project, graph, charts, header),
     }
-    return [GeneratedFile(project.root / rel, write_if_changed(project.root / rel, text))
-            for rel, text in files.items()]
+    check_not_edited(project.root, files)
+    written = [GeneratedFile(project.root / rel, write_if_changed(project.root / rel, text))
+               for rel, text in files.items()]
+    record_generated(project.root, files)
+    return written

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from expops_smk import __version__
 
@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from expops_smk.codegen.files import GeneratedFile
 
 
-def prepare(workflow_dir: str | Path) -> None:
-    """Regenerate when sources changed and refresh the raw data digest; exit 2 on a bad project."""
+def prepare(workflow_dir: str | Path, config: Mapping[str, Any] | None = None) -> None:
+    """Regenerate when sources changed, refresh the raw data digest and take up Snakemake's
+    ``config`` as parameter overrides (see ``overriding``); exit 2 on a bad project."""
+    from expops_smk.codegen.overriding import activate_overrides
     from expops_smk.errors import ExpopsError
 
     root = Path(workflow_dir).resolve().parent
@@ -42,6 +44,7 @@ def prepare(workflow_dir: str | Path) -> None:
         _refresh_data_digest(root, stamp)
         _check_results_folders(root, stamp.get("processes", []))
         forget_markers(root)
+        activate_overrides(root, config or {})
     except ExpopsError as exc:
         print(f"expops-smk: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -76,6 +79,7 @@ def outer(value: str, count: int) -> str:
 
 def generate_project(root: Path) -> list[GeneratedFile]:
     """Validate, expand and write the workflow of the project in ``root``; record what it read."""
+    from expops_smk.codegen.user_files import USER_PROFILES
     from expops_smk.codegen.generate import generate
     from expops_smk.config.libraries import metadata_folders
     from expops_smk.config.project import load_project
@@ -89,6 +93,7 @@ def generate_project(root: Path) -> list[GeneratedFile]:
     rel = {path.relative_to(root).as_posix() for path in sources}
     specs = [*project.processes.values(), *project.charts.values()]
     rel.update(module for spec in specs for module in spec.modules)
+    rel.update(USER_PROFILES.values())  # the user's profile keys are merged into the generated profiles
     distributions = {dist for spec in specs for dist in spec.libraries}
     stamp = {
         "version": __version__,

@@ -64,7 +64,7 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         log=job_file_pattern(LOGS_DIR, spec.name, wildcards, ".log"),
         params=_params(project, layout),
         extra=rule_directives(project, graph, layout, wildcards),
-        module=job_module(project.execution, "runtime"),
+        module=job_module("runtime"),
         process=spec.name,
         # "--seed=-2-7", not "--seed -2-7": argparse would take a value starting with '-' for an option.
         wildcard_args="".join(f" --{w}={{wildcards.{w}}}" for w in wildcards),
@@ -106,13 +106,13 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
     branch seed replaces it), so only those carry it. Snakemake prints changed params by value
     alone ("before: ... now: ..."), so each value says what it is. ``dependency_params`` adds the
     project modules and library versions the script reaches.
+    The parameters go through ``overridden`` (``codegen.overriding``) for ``snakemake --config``.
     """
     spec = layout.spec
     lines = []
     if spec.function is not None:
         lines.append(f'code="code of {spec.function.name}(): {spec.function.code_hash}"')
-        parameters = _without_wildcards(json.dumps(accepted_parameters(project, spec), sort_keys=True, default=str))
-        lines.append(f"parameters={_python_string(parameters)}")
+        lines.append(f"parameters=overridden({_python_string(spec.name)}, {_python_string(parameters_text(project, spec))})")
     else:
         lines.append('code="builtin-split-1"')
     lines.extend(dependency_params(spec))
@@ -137,6 +137,11 @@ def dependency_params(spec: ProcessSpec | ChartSpec) -> list[str]:
     if spec.libraries:
         lines.append(f"libraries={_python_string(' '.join(f'{d}=={v}' for d, v in spec.libraries.items()))}")
     return lines
+
+
+def parameters_text(project: ProjectConfig, spec: ProcessSpec) -> str:
+    """The rule's ``parameters`` value: the JSON of what the function receives."""
+    return _without_wildcards(json.dumps(accepted_parameters(project, spec), sort_keys=True, default=str))
 
 
 def _without_wildcards(json_text: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from expops_smk.config.model import ProjectConfig, accepted_parameters, effective_parameters
+from expops_smk.config.overrides import apply_overrides, recorded_overrides
 from expops_smk.errors import ExpopsError
 from expops_smk.graph.expansion import Graph, build_graph
 from expops_smk.graph.nodes import Node
@@ -67,7 +68,7 @@ def build_report(project_dir: Path) -> Report:
     plan_file = root / PLAN_FILE
     if not plan_file.is_file():
         raise ExpopsError(f"{plan_file}: missing; generate and run the workflow first (expops-smk run)")
-    project = read_plan(plan_file, root).project
+    project = apply_overrides(read_plan(plan_file, root).project, recorded_overrides(root))  # snakemake --config
     graph = build_graph(project)
     # Processes in workflow order (collect lists them by results folder name); summaries and
     # plots keep the table's order.

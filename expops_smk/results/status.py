@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from expops_smk.config.model import ProjectConfig
+from expops_smk.config.overrides import apply_overrides, recorded_overrides
 from expops_smk.config.project import load_project
 from expops_smk.graph.expansion import Graph, build_graph
 from expops_smk.graph.nodes import Node
@@ -43,7 +44,7 @@ class NodeStatus:
 
 
 def project_status(project_dir: str | Path) -> list[NodeStatus]:
-    project = load_project(project_dir)
+    project = apply_overrides(load_project(project_dir), recorded_overrides(project_dir))
     graph = build_graph(project)
     return _Status(project, graph).all()
 

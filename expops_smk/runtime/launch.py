@@ -16,7 +16,7 @@ the server kills the child if this process dies, and it exits with the child's s
 Nothing depends on the server: when there is none yet, when it is still importing or refuses the
 job, the job runs in this process as a cold start (and, if there was none, starts one). Cluster
 jobs always run cold, since a server would outlive the job's allocation; so does a workflow with
-``execution: {warm_start: false}`` or ``benchmark: true``, whose rules call the runtime directly.
+``execution: {warm_start: false}`` or ``benchmark: true``, whose Snakefile sets ``EXPOPS_SMK_WARM=0``.
 
 Every job imports this module before anything else, so it imports only the standard library (and
 ``expops_smk.layout``, which does the same).
@@ -36,12 +36,12 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from expops_smk.layout import SERVER_LOG
+from expops_smk.layout import SERVER_LOG, WARM_VARIABLE
 
 ENTRY_POINTS = {"runtime": "expops_smk.runtime.node_job", "charts": "expops_smk.runtime.chart_job"}
 """What a job can run: the node runtime and the chart renderer. Each module has ``main(argv)``."""
 
-DISABLE_VARIABLE = "EXPOPS_SMK_WARM"
+DISABLE_VARIABLE = WARM_VARIABLE
 """Set to ``0`` to run every job cold (the rules stay as generated)."""
 
 IDLE_VARIABLE = "EXPOPS_SMK_WARM_IDLE"

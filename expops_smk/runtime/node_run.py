@@ -25,11 +25,12 @@ from typing import Any, Callable, Mapping, TextIO
 
 from expops_smk.config.model import ProcessSpec, ProjectConfig, effective_parameters
 from expops_smk.config.names import is_safe_key, rule_name
+from expops_smk.config.overrides import Overrides, apply_overrides
 from expops_smk.errors import ExpopsError, NodeError
 from expops_smk.graph.expansion import Graph, ProcessLayout
 from expops_smk.graph.nodes import Node, NodeInput
 from expops_smk.graph.plan import read_plan
-from expops_smk.layout import DATA_DIGEST, MANIFEST, METRICS_FILE, PLAN_FILE, RUN_FILE
+from expops_smk.layout import DATA_DIGEST, MANIFEST, METRICS_FILE, OVERRIDES_VARIABLE, PLAN_FILE, RUN_FILE
 from expops_smk.runtime import user_api
 from expops_smk.runtime.launch import SERVER_PID_VARIABLE, report
 from expops_smk.runtime.forcing import cache_bypass_reason
@@ -78,7 +79,9 @@ class NodeRun:
     def __init__(self, root: Path, process: str, partition: str, seed: str, log: TextIO) -> None:
         self.root = root
         self.log = log
-        self.project: ProjectConfig = read_plan(root / PLAN_FILE, root).project
+        # The --config parameter overrides of this Snakemake invocation (see codegen.overriding).
+        self.project: ProjectConfig = apply_overrides(read_plan(root / PLAN_FILE, root).project,
+                                                      Overrides.from_json(os.environ.get(OVERRIDES_VARIABLE)))
         self.graph = Graph(self.project)
         if process not in self.graph.layouts:
             raise NodeError(process, f"process not in the plan {PLAN_FILE}; run `expops-smk generate`")
