@@ -41,6 +41,11 @@ STORE_DIR = ".expops"
 DATA_DIGEST = f"{STORE_DIR}/inputs/data.xxh3"
 STAMP_FILE = f"{STORE_DIR}/stamp.json"
 SERVER_LOG = f"{STORE_DIR}/warm_server.log"
+READS_DIR = f"{STORE_DIR}/reads"
+"""Files user code read at run time: ``jobs/<process>/[<partition>/][s<seed>].json`` per job (what
+``prepare`` checks at every parse) and ``runs/<record key>.json`` per run record (what a restore checks)."""
+READS_INDEX = f"{STORE_DIR}/reads_index.json"
+"""``prepare``'s stat cache of those files: (size, mtime_ns, digest) per path, so unchanged files are not re-hashed."""
 
 
 def results_dir(process: str, partition_value: str, seed_value: str) -> str:

@@ -61,6 +61,7 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         process=spec.name,
         # "--seed=-2-7", not "--seed -2-7": argparse would take a value starting with '-' for an option.
         wildcard_args="".join(f" --{w}={{wildcards.{w}}}" for w in wildcards),
+        reads_arg=" --reads-token={params.reads}" if spec.function is not None else "",
     ).rstrip()
 
 
@@ -89,6 +90,7 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
     alone ("before: ... now: ..."), so each value says what it is. ``modules`` and ``libraries``
     (the project modules and installed distributions the script imports) are included so that an
     edited helper module or an upgraded library re-runs exactly the processes that import them.
+    ``reads`` is each job's token for the files its function read at run time (``read_tokens``).
     """
     spec = layout.spec
     lines = []
@@ -96,6 +98,7 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
         lines.append(f'code="code of {spec.function.name}(): {spec.function.code_hash}"')
         parameters = _without_wildcards(json.dumps(accepted_parameters(project, spec), sort_keys=True, default=str))
         lines.append(f"parameters={_python_string(parameters)}")
+        lines.append(f"reads=reads_token({_python_string(spec.name)})")
     else:
         lines.append('code="builtin-split-1"')
     if spec.modules:
