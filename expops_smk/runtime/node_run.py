@@ -34,11 +34,12 @@ from expops_smk.runtime import user_api
 from expops_smk.runtime.launch import SERVER_PID_VARIABLE, report
 from expops_smk.runtime.forcing import cache_bypass_reason
 from expops_smk.runtime.run_key import hash_payload, location_key, recorded_folder_key, run_payload
-from expops_smk.runtime.reads import recorder_for, recording, stale_reads
+from expops_smk.runtime.reads import previous_reads, recorder_for, recording, stale_reads
 from expops_smk.runtime.seeding import derive_task_seed, seed_rngs
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.artifacts import Artifact
-from expops_smk.store.read_records import INITIAL_TOKEN, digest_reads, job_key, read_run_reads, write_job_record, write_run_reads
+from expops_smk.store.read_records import (INITIAL_TOKEN, digest_reads, job_key, read_run_reads, write_job_record,
+                                           write_run_reads)
 
 
 class UserCodeError(Exception):
@@ -82,7 +83,7 @@ class NodeRun:
         self.root = root
         self.log = log
         self.reads_token = reads_token  # what the rule's params said: recorded with the reads (read_records)
-        self.read_files: list[str] = []  # what the function opened for reading, set when executing
+        self.read_files: list[tuple[str, os.stat_result]] = []  # what the function read, set when executing
         self.project: ProjectConfig = read_plan(root / PLAN_FILE, root).project
         self.graph = Graph(self.project)
         if process not in self.graph.layouts:
@@ -163,13 +164,14 @@ class NodeRun:
         payload = self.run_payload(manifests)
         run_key = hash_payload(payload)
         locations = self.layout.output_locations(self.node)
-        stale = stale_reads(self.root, location_key(run_key, locations[0]))
-        if stale:
-            self.say(f"files read by the recorded run changed ({', '.join(stale)}): executing user code")
+        job = job_key(self.node.process, self.node.partition_value, self.node.seed_value)
         bypass = cache_bypass_reason(os.environ, rule_name(self.spec.name),
                                      [f"{loc.results_dir}/{MANIFEST}" for loc in locations], self.project.execution.benchmark)
         if bypass:
             self.say(f"run cache bypassed ({bypass}): executing user code")
+        stale = None if bypass else stale_reads(self.root, location_key(run_key, locations[0]))
+        if stale:
+            self.say(f"files read by the recorded run changed ({', '.join(stale)}): executing user code")
         if not bypass and stale == [] and all(self.store.restore_run(location_key(run_key, loc), self.location_dir(loc),
                                                      recorded_folder_key(self.root, loc.results_dir))
                               for loc in locations):
@@ -180,15 +182,14 @@ class NodeRun:
             self.say(f"inputs, code and parameters match a recorded run ({run_key}): outputs restored, user code not run")
         else:
             outputs = self.execute(manifests)
-            reads = digest_reads(self.root, self.read_files)
+            reads = digest_reads(self.root, self.read_files, previous_reads(self.root, job))
             computed = time.perf_counter() - started
             for location, values in zip(locations, outputs):
                 write_run_reads(self.root, location_key(run_key, location), reads)  # before the run record
                 self.write_outputs(location, values, run_key, computed)
             outcome = "executed"
         elapsed = time.perf_counter() - started
-        write_job_record(self.root, job_key(self.node.process, self.node.partition_value, self.node.seed_value),
-                         self.reads_token, reads)
+        write_job_record(self.root, job, self.reads_token, reads)
         for location in locations:
             self.store.put_json(self.location_dir(location) / RUN_FILE, {
                 "node": self.node.id, "label": self.node.label, "run_key": run_key, "outcome": outcome,
@@ -327,9 +328,7 @@ class NodeRun:
         kwargs = {key: self.materialize(value) for key, value in kwargs.items()}
         seeded = seed_rngs(derive_task_seed(int(random_seed), self.node.id), _read_text(spec.script))
         self.say(f"calling {function_info.name}({', '.join(sorted(kwargs))}); RNGs seeded: {', '.join(seeded)}")
-        own_inputs = [getattr(self.log, "name", ""), *([] if spec.parents or not self.project.data_path
-                                                        else [self.project.data_path])]
-        recorder = recorder_for(self.root, [path for path in own_inputs if isinstance(path, (str, Path)) and path])
+        recorder = recorder_for(self.root, [self.log, None if spec.parents else self.project.data_path])
         with contextlib.redirect_stdout(self.log), contextlib.redirect_stderr(self.log), recording(recorder):
             try:
                 result = function(**kwargs)

@@ -19,14 +19,15 @@ from __future__ import annotations
 import contextlib
 import os
 import site
+import stat
 import sys
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 from expops_smk.layout import RESULTS_DIR, STORE_DIR
-from expops_smk.store.read_records import changed_reads, read_run_reads
+from expops_smk.store.read_records import Reads, changed_reads, job_record_path, read_job_record, read_run_reads
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _SYSTEM_DIRS = ("/proc", "/sys", "/dev")
@@ -36,41 +37,64 @@ _SYSTEM_DIRS = ("/proc", "/sys", "/dev")
 class Recorder:
     """Absolute paths opened while active; relative paths are resolved against the cwd of the open."""
 
-    excluded_dirs: tuple[str, ...]
+    excluded_dirs: tuple[str, ...]  # each ending in "/": one str.startswith checks them all
     excluded_files: frozenset[str]
     read: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
     written: set[str] = field(default_factory=set)
 
     def opened(self, path: Any, mode: str | None, flags: int) -> None:
-        if isinstance(path, int):  # an already open descriptor: its open was seen (or was not a path)
-            return
-        name = os.path.abspath(os.fsdecode(path))
-        writing = bool(flags & _WRITE_FLAGS) if mode is None else any(c in mode for c in "wax+")
-        if writing:
-            self.written.add(name)
+        """The hook's work per open: as little as possible, since a node may open thousands of files."""
+        if path.__class__ is not str:
+            if isinstance(path, int):  # an already open descriptor: its open was seen (or was not a path)
+                return
+            path = os.fsdecode(path)
+        if not path.startswith("/"):
+            path = os.path.join(os.getcwd(), path)  # the cwd of this open: the function may chdir later
+        if (flags & _WRITE_FLAGS) if mode is None else ("w" in mode or "a" in mode or "x" in mode or "+" in mode):
+            self.written.add(path)
         else:
-            self.read.setdefault(name)
+            self.read.setdefault(path)
 
-    def files(self) -> list[str]:
-        """The recorded reads that count: see the module docstring for what is left out."""
-        return [path for path in self.read if path not in self.written and not self.excluded(path)]
+    def files(self) -> list[tuple[str, os.stat_result]]:
+        """The recorded reads that count, with their ``stat``: see the module docstring for what is left out."""
+        written = {os.path.normpath(path) for path in self.written}
+        real_dirs: dict[str, str] = {}
+        result = []
+        for path in dict.fromkeys(os.path.normpath(raw) for raw in self.read):
+            if path in written or path.endswith(".pyc") or self.excluded(path):
+                continue
+            try:
+                st = os.lstat(path)
+                if stat.S_ISLNK(st.st_mode):
+                    real, st = os.path.realpath(path), os.stat(path)
+                else:
+                    folder, name = os.path.split(path)
+                    if folder not in real_dirs:
+                        real_dirs[folder] = os.path.realpath(folder)
+                    real = os.path.join(real_dirs[folder], name)
+            except OSError:  # gone already (a temporary file): nothing to depend on
+                continue
+            if stat.S_ISREG(st.st_mode) and (real == path or not self.excluded(real)):
+                result.append((path, st))
+        return result
 
     def excluded(self, path: str) -> bool:
-        if path in self.excluded_files or path.endswith(".pyc"):
-            return True
-        real = os.path.realpath(path)
-        return real in self.excluded_files or any(_below(candidate, folder) for folder in self.excluded_dirs
-                                                  for candidate in (path, real))
+        return path in self.excluded_files or path.startswith(self.excluded_dirs)
 
 
-def recorder_for(root: Path, own_inputs: Iterable[Path | str] = ()) -> Recorder:
-    """A recorder for a node of the project in ``root`` whose declared inputs are ``own_inputs``."""
+def recorder_for(root: Path, own_inputs: Iterable[Path | str | IO[str] | None] = ()) -> Recorder:
+    """A recorder for a node of the project in ``root`` whose own files are ``own_inputs``.
+
+    Those are paths or open files (the job log), relative to ``root``; None entries are skipped.
+    """
     root = Path(os.path.abspath(root))
+    paths = [item if isinstance(item, (str, Path)) else getattr(item, "name", None) for item in own_inputs]
     dirs = [root / STORE_DIR, root / RESULTS_DIR, *map(Path, _SYSTEM_DIRS)]
     dirs += [Path(p) for p in _interpreter_dirs() if not _below(str(root), os.path.abspath(p))]
-    files = {os.path.abspath(root / path) for path in own_inputs}
+    files = {os.path.abspath(root / path) for path in paths if isinstance(path, (str, Path)) and path}
     both = {os.path.abspath(d) for d in dirs} | {os.path.realpath(d) for d in dirs}
-    return Recorder(tuple(sorted(both)), frozenset(files | {os.path.realpath(f) for f in files}))
+    return Recorder(tuple(sorted(os.path.join(folder, "") for folder in both)),
+                    frozenset(files | {os.path.realpath(f) for f in files}))
 
 
 def _interpreter_dirs() -> list[str]:
@@ -89,6 +113,12 @@ def _interpreter_dirs() -> list[str]:
 
 def _below(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def previous_reads(root: Path, job: str) -> Reads:
+    """What the job's last run read (its record), the stat cache of its next execution."""
+    record = read_job_record(job_record_path(root, job))
+    return {} if record is None else record[1]
 
 
 def stale_reads(root: Path, record_key: str) -> list[str] | None:

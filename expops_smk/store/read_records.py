@@ -25,7 +25,7 @@ from typing import Iterable, Mapping
 
 from expops_smk.layout import READS_DIR, READS_INDEX
 from expops_smk.store.files import atomic_write
-from expops_smk.store.hashing import hash_bytes, hash_file
+from expops_smk.store.hashing import CHUNK_BYTES, hash_bytes, hash_file
 
 Reads = dict[str, list]
 """path -> [size, mtime_ns, digest]; ``path`` as ``shown_path`` spells it."""
@@ -38,19 +38,20 @@ MISSING = "missing"
 """The digest of a file that no longer exists or cannot be read."""
 
 
-def shown_path(root: Path, path: str) -> str:
-    """``path`` (absolute) relative to the project when inside it, so a copied project keeps its reads."""
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
-        return path
+def shown_path(root: Path | str, path: str) -> str:
+    """``path`` (absolute) relative to the project when inside it, so a copied project keeps its reads.
+
+    String operations, not ``pathlib``: a node may have read thousands of files.
+    """
+    prefix = os.path.join(str(root), "")
+    return path[len(prefix):] if path.startswith(prefix) else path
 
 
-def absolute(root: Path, path: str) -> Path:
-    return Path(path) if os.path.isabs(path) else Path(root) / path
+def absolute(root: Path | str, path: str) -> str:
+    return path if path.startswith("/") else os.path.join(str(root), path)
 
 
-def file_state(path: Path) -> tuple[int, int] | None:
+def file_state(path: Path | str) -> tuple[int, int] | None:
     """(size, mtime_ns) of a regular file (symlinks followed), None when there is none."""
     try:
         st = os.stat(path)
@@ -59,7 +60,7 @@ def file_state(path: Path) -> tuple[int, int] | None:
     return (st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
 
 
-def current_digest(path: Path, known: list | None) -> list:
+def current_digest(path: Path | str, known: list | None) -> list:
     """[size, mtime_ns, digest] of ``path`` now; ``known``'s digest is reused when size and mtime match."""
     state = file_state(path)
     if state is None:
@@ -67,19 +68,37 @@ def current_digest(path: Path, known: list | None) -> list:
     if known is not None and tuple(known[:2]) == state:
         return [*state, known[2]]
     try:
-        return [*state, hash_file(path)]
+        return [*state, _hash(path, state[0])]
     except OSError:
         return [None, None, MISSING]
 
 
-def digest_reads(root: Path, paths: Iterable[str]) -> Reads:
-    """The reads of one execution: every path that is (still) a regular file, with its digest."""
+def digest_reads(root: Path, files: Iterable[tuple[str, os.stat_result]], known: Mapping[str, list] | None = None) -> Reads:
+    """The reads of one execution from (absolute path, stat) pairs of regular files.
+
+    ``known`` (the node's previous reads) is a stat cache: a file whose size and mtime are as
+    recorded there keeps its digest, so re-executing a node hashes only the files that changed.
+    """
     reads: Reads = {}
-    for path in sorted(set(paths)):
-        entry = current_digest(Path(path), None)
-        if entry[2] != MISSING:
-            reads[shown_path(root, path)] = entry
+    for path, st in sorted(files):
+        shown = shown_path(root, path)
+        entry = (known or {}).get(shown)
+        if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
+            reads[shown] = list(entry)
+            continue
+        try:
+            reads[shown] = [st.st_size, st.st_mtime_ns, _hash(path, st.st_size)]
+        except OSError:
+            continue  # removed since it was read: nothing to depend on
     return reads
+
+
+def _hash(path: Path | str, size: int) -> str:
+    """``hash_file``, except that a small file is read in one call (most reads are small files)."""
+    if size >= CHUNK_BYTES:
+        return hash_file(Path(path))
+    with open(path, "rb", buffering=0) as handle:
+        return hash_bytes(handle.read())
 
 
 def changed_reads(root: Path, reads: Mapping[str, list]) -> list[str]:
