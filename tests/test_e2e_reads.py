@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from expops_smk.runtime.run_key import folder_key
+from expops_smk.store.read_records import read_run_reads
+
 from e2e import CALLS_HELPER, EXPOPS_SMK, Project, Run
 from projects import write_project
 
@@ -93,6 +96,15 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return project
 
 
+def recorded_reads(project: Project, process: str, partition: str = "") -> dict[str, list]:
+    """The files the node's last run read, from the run record its ``_run.json`` names."""
+    key = folder_key(project.run_record(process, partition)["run_key"], project.node_dir(process, partition)
+                     .relative_to(project.root).as_posix())
+    reads = read_run_reads(project.root, key)
+    assert reads is not None
+    return reads
+
+
 def status(project: Project) -> dict[str, str]:
     run = project.command([EXPOPS_SMK, "status", "."])
     return dict(line.split(": ", 1) for line in run.stdout.splitlines())
@@ -105,9 +117,10 @@ def assert_nothing_ran(run: Run) -> None:
 
 def test_recorded_reads_change_nothing_by_themselves(project: Project) -> None:
     """The second run is a no-op although the first one recorded what every function read."""
-    assert project.run_record("work", "p1")["reads"] == {"data/a.txt": project.run_record("work", "p1")["reads"]["data/a.txt"]}
-    total_reads = project.run_record("total")["reads"]
-    assert list(total_reads) == [str(project.root.parent / "scratch" / "offset.txt")]  # not notes/total.txt
+    assert list(recorded_reads(project, "work", "p1")) == ["data/a.txt"]
+    assert list(recorded_reads(project, "work", "p2")) == ["data/b.txt"]
+    assert list(recorded_reads(project, "total")) == [str(project.root.parent / "scratch" / "offset.txt")]
+    assert recorded_reads(project, "load") == {}  # calls.log and notes/total.txt were opened for writing
     assert all(line == "up to date" for line in status(project).values())
     assert_nothing_ran(project.snakemake())
 
@@ -119,7 +132,8 @@ def test_editing_a_file_read_by_one_partition_reruns_that_node(project: Project)
     assert before["total"] == "will run: upstream work P1 will re-run"
     assert all(before[label] == "up to date" for label in ("load", "split", "work P2"))
     run = project.snakemake()
-    assert run.executed == {"work P1", "total"} and sorted(run.calls) == ["total", "work p1"]
+    assert run.outcomes == {"work P1": "executed", "total": "executed"}  # scheduled: exactly these
+    assert sorted(run.calls) == ["total", "work p1"]
     assert project.value("total", "sum") == 100 + 5 * (1 + 2) + 3 * (3 + 4)
     assert all(line == "up to date" for line in status(project).values())
     assert_nothing_ran(project.snakemake())
@@ -139,7 +153,7 @@ def test_editing_a_file_outside_the_project_reruns_its_reader(project: Project) 
     assert before["total"] == f"will run: file changed: {outside}"
     assert sum(line != "up to date" for line in before.values()) == 1
     run = project.snakemake()
-    assert run.executed == {"total"} and run.calls == ["total"]
+    assert run.outcomes == {"total": "executed"} and run.calls == ["total"]
     assert project.value("total", "sum") == 1000 + 5 * (1 + 2) + 3 * (3 + 4)
     assert_nothing_ran(project.snakemake())
 

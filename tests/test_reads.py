@@ -231,3 +231,17 @@ def test_tokens_follow_the_recorded_files_and_hash_each_file_once(root: Path, mo
     assert read_tokens.refresh_tokens(root) == changed  # stable while nothing moves
     assert hashed == [str(root / "data" / "a.csv")]  # read by two jobs, hashed once, not again
 
+
+
+def test_a_re_execution_hashes_only_files_that_moved_since_its_previous_record(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (root / "data" / "b.csv").write_text("b\n", encoding="utf-8")
+    previous = reads_of(root, root / "data" / "a.csv", root / "data" / "b.csv")
+    hashed: list[str] = []
+    real = read_records._hash
+    monkeypatch.setattr(read_records, "_hash", lambda path, size: hashed.append(path) or real(path, size))
+    (root / "data" / "b.csv").write_text("b2\n", encoding="utf-8")
+    files = [(str(root / "data" / name), os.stat(root / "data" / name)) for name in ("a.csv", "b.csv")]
+    again = digest_reads(root, files, previous)
+    assert hashed == [str(root / "data" / "b.csv")]
+    assert again["data/a.csv"] == previous["data/a.csv"] and again["data/b.csv"][2] != previous["data/b.csv"][2]

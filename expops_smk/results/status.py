@@ -1,8 +1,8 @@
 """Why would a node re-run? Compare what each node last ran with against the project as it is now.
 
 Every job records the readable payload its run key was hashed from (code hash, parameters,
-fan-out, seed, the content digests of its inputs, the raw data digest) in ``_run.json``, with the
-digests of the files its function read. Status recomputes the current payload and names the fields
+fan-out, seed, the content digests of its inputs, the raw data digest) in ``_run.json``; the run
+record it names keeps the digests of the files its function read. Status recomputes the current payload and names the fields
 that differ, and each file whose content changed ("file changed: data/bc2.csv"). A node whose upstream will re-run
 cannot know its future inputs, so it reports "upstream X will re-run"; when every input is known
 and the changed payload matches a recorded run, the node will be restored from the run cache
@@ -22,11 +22,11 @@ from expops_smk.graph.expansion import Graph, build_graph
 from expops_smk.graph.nodes import Node
 from expops_smk.layout import MANIFEST, RUN_FILE
 from expops_smk.runtime.reads import stale_reads
-from expops_smk.runtime.run_key import hash_payload, location_key, run_payload
+from expops_smk.runtime.run_key import hash_payload, location_key, recorded_folder_key, run_payload
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.artifacts import Artifact
 from expops_smk.store.hashing import hash_file
-from expops_smk.store.read_records import absolute, current_digest, known_file_digests
+from expops_smk.store.read_records import absolute, current_digest, known_file_digests, read_run_reads
 
 UP_TO_DATE = "up to date"
 WILL_RUN = "will run"
@@ -109,12 +109,10 @@ class _Status:
 
     def changed_files(self, location: Node) -> list[str]:
         """The files the node's function read in its last run whose content differs now."""
-        try:
-            recorded = json.loads((self.folder(location) / RUN_FILE).read_text(encoding="utf-8")).get("reads") or {}
-        except (FileNotFoundError, ValueError, AttributeError):
-            return []
-        return [path for path, digest in sorted(recorded.items())
-                if current_digest(absolute(self.project.root, path), self.known_files.get(path))[2] != digest]
+        record_key = recorded_folder_key(self.project.root, location.results_dir)
+        recorded = (read_run_reads(self.project.root, record_key) if record_key else None) or {}
+        return [path for path, entry in sorted(recorded.items())
+                if current_digest(absolute(self.project.root, path), self.known_files.get(path))[2] != entry[2]]
 
     def manifest(self, location: Node) -> dict[str, Artifact] | None:
         try:

@@ -194,7 +194,6 @@ class NodeRun:
             self.store.put_json(self.location_dir(location) / RUN_FILE, {
                 "node": self.node.id, "label": self.node.label, "run_key": run_key, "outcome": outcome,
                 "seconds": round(elapsed, 3), "payload": payload,
-                "reads": {path: entry[2] for path, entry in reads.items()},
                 "computed_seconds": None if computed is None else round(computed, 3),
             })
         self.say(f"{outcome} in {elapsed:.2f}s")

@@ -142,7 +142,13 @@ def write_job_record(root: Path, key: str, token: str, reads: Reads) -> None:
     if not reads and token == INITIAL_TOKEN:
         path.unlink(missing_ok=True)
         return
-    atomic_write(path, (json.dumps({"token": token, "reads": reads}, sort_keys=True) + "\n").encode())
+    text = (json.dumps({"token": token, "reads": reads}, sort_keys=True) + "\n").encode()
+    try:
+        if path.read_bytes() == text:
+            return  # unchanged: prepare's stat cache keeps its entry
+    except OSError:
+        pass
+    atomic_write(path, text)
 
 
 def read_job_record(path: Path) -> tuple[str, Reads] | None:
