@@ -49,7 +49,7 @@ class Recorder:
                 return
             path = os.fsdecode(path)
         if not path.startswith("/"):
-            path = os.path.join(os.getcwd(), path)  # the cwd of this open: the function may chdir later
+            path = f"{os.getcwd()}/{path}"  # the cwd of this open: the function may chdir later
         if (flags & _WRITE_FLAGS) if mode is None else ("w" in mode or "a" in mode or "x" in mode or "+" in mode):
             self.written.add(path)
         else:
@@ -57,10 +57,10 @@ class Recorder:
 
     def files(self) -> list[tuple[str, os.stat_result]]:
         """The recorded reads that count, with their ``stat``: see the module docstring for what is left out."""
-        written = {os.path.normpath(path) for path in self.written}
+        written = {_normal(path) for path in self.written}
         real_dirs: dict[str, str] = {}
         result = []
-        for path in dict.fromkeys(os.path.normpath(raw) for raw in self.read):
+        for path in dict.fromkeys(_normal(raw) for raw in self.read):
             if path in written or path.endswith(".pyc") or self.excluded(path):
                 continue
             try:
@@ -68,10 +68,10 @@ class Recorder:
                 if stat.S_ISLNK(st.st_mode):
                     real, st = os.path.realpath(path), os.stat(path)
                 else:
-                    folder, name = os.path.split(path)
+                    folder, _, name = path.rpartition("/")
                     if folder not in real_dirs:
-                        real_dirs[folder] = os.path.realpath(folder)
-                    real = os.path.join(real_dirs[folder], name)
+                        real_dirs[folder] = os.path.realpath(folder or "/")
+                    real = f"{real_dirs[folder].rstrip('/')}/{name}"
             except OSError:  # gone already (a temporary file): nothing to depend on
                 continue
             if stat.S_ISREG(st.st_mode) and (real == path or not self.excluded(real)):
@@ -109,6 +109,11 @@ def _interpreter_dirs() -> list[str]:
     if site.ENABLE_USER_SITE:
         paths.append(site.getusersitepackages())
     return [p for p in dict.fromkeys(paths) if p]
+
+
+def _normal(path: str) -> str:
+    """``os.path.normpath`` of an absolute path, skipped for the usual path that needs none."""
+    return os.path.normpath(path) if "//" in path or "/." in path or path.endswith("/") else path
 
 
 def _below(path: str, folder: str) -> bool:

@@ -80,9 +80,11 @@ def digest_reads(root: Path, files: Iterable[tuple[str, os.stat_result]], known:
     recorded there keeps its digest, so re-executing a node hashes only the files that changed.
     """
     reads: Reads = {}
+    known = known or {}
+    prefix = os.path.join(str(root), "")
     for path, st in sorted(files):
-        shown = shown_path(root, path)
-        entry = (known or {}).get(shown)
+        shown = path[len(prefix):] if path.startswith(prefix) else path  # shown_path, once per file
+        entry = known.get(shown)
         if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
             reads[shown] = list(entry)
             continue
