@@ -9,8 +9,9 @@ schedules exactly the jobs whose files changed.
 The token is the one value Snakemake compares: a job records the token it was started with; while
 the files it read are unchanged the token stays that value, and once one changes it becomes a hash
 of that value and the new digests, which equals no token seen before. Recording the reads therefore
-never changes a token by itself (the second run is a no-op), and reverting a file re-schedules the
-job only to have it restore.
+never changes a token by itself (the second run is a no-op), and a file rewritten with the same bytes
+changes nothing. (A file changed back to what an *earlier* run read re-executes the node: the run
+record of its key holds the last run's reads.)
 
 Checking is stat-first: a file is hashed only when its size or mtime differs from what was recorded.
 """
@@ -28,7 +29,9 @@ from expops_smk.store.files import atomic_write
 from expops_smk.store.hashing import CHUNK_BYTES, hash_bytes, hash_file
 
 Reads = dict[str, list]
-"""path -> [size, mtime_ns, digest]; ``path`` as ``shown_path`` spells it."""
+"""path -> [size, mtime_ns, digest]; ``path`` relative to the project when inside it (a copied
+project keeps its records), else absolute. Paths are handled as strings, not ``pathlib`` objects: a
+node may read thousands of files."""
 
 INITIAL_TOKEN = "files-read:none"
 """The token of a job that never recorded reads (every job, before its first run). Tokens are what
@@ -36,15 +39,6 @@ Snakemake prints when the parameter changed ("before: 'files-read:none' now: 'fi
 
 MISSING = "missing"
 """The digest of a file that no longer exists or cannot be read."""
-
-
-def shown_path(root: Path | str, path: str) -> str:
-    """``path`` (absolute) relative to the project when inside it, so a copied project keeps its reads.
-
-    String operations, not ``pathlib``: a node may have read thousands of files.
-    """
-    prefix = os.path.join(str(root), "")
-    return path[len(prefix):] if path.startswith(prefix) else path
 
 
 def absolute(root: Path | str, path: str) -> str:
@@ -83,7 +77,7 @@ def digest_reads(root: Path, files: Iterable[tuple[str, os.stat_result]], known:
     known = known or {}
     prefix = os.path.join(str(root), "")
     for path, st in sorted(files):
-        shown = path[len(prefix):] if path.startswith(prefix) else path  # shown_path, once per file
+        shown = path[len(prefix):] if path.startswith(prefix) else path
         entry = known.get(shown)
         if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
             reads[shown] = list(entry)
@@ -144,13 +138,7 @@ def write_job_record(root: Path, key: str, token: str, reads: Reads) -> None:
     if not reads and token == INITIAL_TOKEN:
         path.unlink(missing_ok=True)
         return
-    text = (json.dumps({"token": token, "reads": reads}, sort_keys=True) + "\n").encode()
-    try:
-        if path.read_bytes() == text:
-            return  # unchanged: prepare's stat cache keeps its entry
-    except OSError:
-        pass
-    atomic_write(path, text)
+    _write_if_changed(path, {"token": token, "reads": reads})  # unchanged: prepare's stat cache keeps its entry
 
 
 def read_job_record(path: Path) -> tuple[str, Reads] | None:
@@ -163,7 +151,18 @@ def read_job_record(path: Path) -> tuple[str, Reads] | None:
 
 
 def write_run_reads(root: Path, record_key: str, reads: Reads) -> None:
-    atomic_write(run_record_path(root, record_key), (json.dumps(reads, sort_keys=True) + "\n").encode())
+    _write_if_changed(run_record_path(root, record_key), reads)
+
+
+def _write_if_changed(path: Path, payload: object) -> None:
+    """Records of a thousand files are rewritten by every execution: most often with the same bytes."""
+    text = (json.dumps(payload, sort_keys=True) + "\n").encode()
+    try:
+        if path.read_bytes() == text:
+            return
+    except OSError:
+        pass
+    atomic_write(path, text)
 
 
 def read_run_reads(root: Path, record_key: str) -> Reads | None:
