@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def suites(selected: set[str]) -> list[tuple[str, str]]:
     """(module, ids) in running order; cheap data benchmarks last so a failure early is seen early."""
-    plan = [("bench_jobs", {"P1", "P2", "P3"}), ("bench_incremental", {"P5", "C1"}),
+    plan = [("bench_jobs", {"P1", "P2", "P3"}), ("bench_incremental", {"P5", "C1"}), ("bench_reads", {"P5"}),
             ("bench_example", {"P4", "P8"}), ("bench_data", {"P6", "P7"}),
             ("bench_split_memory", {"M1"})]
     return [(module, ",".join(sorted(ids & selected))) for module, ids in plan if ids & selected]

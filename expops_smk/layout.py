@@ -50,6 +50,11 @@ CHECKPOINT_MARKERS_DIR = f"{STORE_DIR}/checkpoints"
 """Where a data split's job leaves ``<process>[/<partition>].ran`` for the rest of its invocation
 (see codegen/checkpoints.py): Snakemake re-checks the jobs below a checkpoint whose outputs all
 exist when it builds the DAG, which a run of expops-smk rules never needs."""
+READS_DIR = f"{STORE_DIR}/reads"
+"""Files user code read at run time: ``jobs/<process>/[<partition>/][s<seed>].json`` per job (what
+``prepare`` checks at every parse) and ``runs/<record key>.json`` per run record (what a restore checks)."""
+READS_INDEX = f"{STORE_DIR}/reads_index.json"
+"""``prepare``'s stat cache of those files: (size, mtime_ns, digest) per path, so unchanged files are not re-hashed."""
 
 
 def results_dir(process: str, partition_value: str, seed_value: str) -> str:

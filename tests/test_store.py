@@ -548,6 +548,19 @@ def test_gc_removes_unreferenced_objects_and_dry_run_only_reports(store: Store, 
     assert collect_store_garbage(store, {"kept-run"}, results, dry_run=False) == ([], 0)
 
 
+def test_gc_removes_the_read_records_of_the_run_records_it_removes(store: Store, tmp_path: Path) -> None:
+    from expops_smk.store.read_records import run_record_path, write_run_reads
+
+    _recorded_node(store, tmp_path / "scratch" / "r", "old-run")
+    _recorded_node(store, tmp_path / "scratch" / "k", "kept-run")
+    for key in ("old-run", "kept-run"):
+        write_run_reads(store.project, key, {"data/a.csv": [1, 2, "digest"]})
+    removed, _ = collect_store_garbage(store, {"kept-run"}, tmp_path / "results", dry_run=False)
+    assert run_record_path(store.project, "old-run") in removed
+    assert not run_record_path(store.project, "old-run").exists()
+    assert run_record_path(store.project, "kept-run").is_file()
+
+
 def test_gc_keeps_all_run_records_when_none_given(store: Store, tmp_path: Path) -> None:
     artifacts = _recorded_node(store, tmp_path / "scratch", "run1")
     removed, _ = collect_store_garbage(store, None, tmp_path / "results", dry_run=False)

@@ -7,7 +7,8 @@ project modules the scripts import count as sources, and the metadata folders of
 they import are fingerprinted too, so an upgrade refreshes the versions in the rules. It also
 turns the raw data file into a small content digest file that rules depend on, because Snakemake
 compares files over 1 MB by modification time only. Both checks are a handful of ``stat`` calls when
-nothing changed: every cluster job re-parses the Snakefile.
+nothing changed: every cluster job re-parses the Snakefile. Last, it checks the files that user
+functions read at run time and hands each job its ``reads`` token (``read_tokens``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from expops_smk import __version__
+from expops_smk.codegen.read_tokens import reads_token, refresh_tokens
 
 from expops_smk.codegen.checkpoint_markers import forget_markers
 from expops_smk.layout import COMPUTE_CONFIG_FILE, DATA_DIGEST, FORCED_VARIABLE, RESULTS_DIR, STAMP_FILE
@@ -42,12 +44,16 @@ def prepare(workflow_dir: str | Path, config: Mapping[str, Any] | None = None) -
             generate_project(root)
             stamp = _read_stamp(root)
         _refresh_data_digest(root, stamp)
+        refresh_tokens(root)
         _check_results_folders(root, stamp.get("processes", []))
         forget_markers(root)
         activate_overrides(root, config or {})
     except ExpopsError as exc:
         print(f"expops-smk: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+__all__ = ["export_forced", "outer", "prepare", "reads_token"]
 
 
 def export_forced(workflow: Any) -> None:

@@ -69,6 +69,7 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         # "--seed=-2-7", not "--seed -2-7": argparse would take a value starting with '-' for an option.
         wildcard_args="".join(f" --{w}={{wildcards.{w}}}" for w in wildcards),
         after=after,
+        reads_arg=" --reads-token={params.reads}" if spec.function is not None else "",
     ).rstrip()
 
 
@@ -107,12 +108,14 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
     alone ("before: ... now: ..."), so each value says what it is. ``dependency_params`` adds the
     project modules and library versions the script reaches.
     The parameters go through ``overridden`` (``codegen.overriding``) for ``snakemake --config``.
+    ``reads`` is each job's token for the files its function read at run time (``read_tokens``).
     """
     spec = layout.spec
     lines = []
     if spec.function is not None:
         lines.append(f'code="code of {spec.function.name}(): {spec.function.code_hash}"')
         lines.append(f"parameters=overridden({_python_string(spec.name)}, {_python_string(parameters_text(project, spec))})")
+        lines.append(f"reads=reads_token({_python_string(spec.name)})")
     else:
         lines.append('code="builtin-split-1"')
     lines.extend(dependency_params(spec))

@@ -1,8 +1,9 @@
 """Why would a node re-run? Compare what each node last ran with against the project as it is now.
 
 Every job records the readable payload its run key was hashed from (code hash, parameters,
-fan-out, seed, the content digests of its inputs, the raw data digest) in ``_run.json``. Status
-recomputes the current payload and names the fields that differ. A node whose upstream will re-run
+fan-out, seed, the content digests of its inputs, the raw data digest) in ``_run.json``; the run
+record it names keeps the digests of the files its function read. Status recomputes the current payload and names the fields
+that differ, and each file whose content changed ("file changed: data/bc2.csv"). A node whose upstream will re-run
 cannot know its future inputs, so it reports "upstream X will re-run"; when every input is known
 and the changed payload matches a recorded run, the node will be restored from the run cache
 without executing user code.
@@ -21,10 +22,12 @@ from expops_smk.config.project import load_project
 from expops_smk.graph.expansion import Graph, build_graph
 from expops_smk.graph.nodes import Node
 from expops_smk.layout import MANIFEST, RUN_FILE
-from expops_smk.runtime.run_key import hash_payload, location_key, run_payload
+from expops_smk.runtime.reads import stale_reads
+from expops_smk.runtime.run_key import hash_payload, location_key, recorded_folder_key, run_payload
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.artifacts import Artifact
 from expops_smk.store.hashing import hash_file
+from expops_smk.store.read_records import absolute, current_digest, known_file_digests, read_run_reads
 
 UP_TO_DATE = "up to date"
 WILL_RUN = "will run"
@@ -56,6 +59,7 @@ class _Status:
         self.store = Store(project.root)
         self.data_digest = hash_file(project.data_path) if project.data_path and project.data_path.is_file() else None
         self.done: dict[Node, NodeStatus] = {}
+        self.known_files = known_file_digests(project.root)  # prepare's stat cache: hash only what moved
 
     def all(self) -> list[NodeStatus]:
         return [self.status(node) for node in self.graph.nodes()]
@@ -79,6 +83,7 @@ class _Status:
             if self.done[producer].state not in (UP_TO_DATE,) and producer.label not in pending:
                 pending.append(producer.label)
         reasons += [f"upstream {label} will re-run" for label in pending]
+        reasons += [f"file changed: {path}" for path in self.changed_files(locations[0])]
         current = None
         if not pending:
             manifests = [(item, self.manifest(item.location)) for item in self.graph.inputs(node)]
@@ -89,7 +94,8 @@ class _Status:
         if not reasons:
             result = NodeStatus(node, UP_TO_DATE)
         elif current is not None and all(
-                self.store.has_run(location_key(hash_payload(current), loc)) for loc in locations):
+                self.store.has_run(key) and stale_reads(self.project.root, key) == []
+                for key in (location_key(hash_payload(current), loc) for loc in locations)):
             result = NodeStatus(node, WILL_RESTORE, reasons + ["a recorded run matches: restored without running code"])
         else:
             result = NodeStatus(node, WILL_RUN, reasons)
@@ -101,6 +107,13 @@ class _Status:
             return json.loads((self.folder(location) / RUN_FILE).read_text(encoding="utf-8"))["payload"]
         except (FileNotFoundError, ValueError, KeyError):
             return None
+
+    def changed_files(self, location: Node) -> list[str]:
+        """The files the node's function read in its last run whose content differs now."""
+        record_key = recorded_folder_key(self.project.root, location.results_dir)
+        recorded = (read_run_reads(self.project.root, record_key) if record_key else None) or {}
+        return [path for path, entry in sorted(recorded.items())
+                if current_digest(absolute(self.project.root, path), self.known_files.get(path))[2] != entry[2]]
 
     def manifest(self, location: Node) -> dict[str, Artifact] | None:
         try:

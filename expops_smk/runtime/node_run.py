@@ -3,9 +3,9 @@
 
 A job (1) resolves its node and inputs from the plan, (2) computes a *run key* from everything
 that determines its outputs (code hash, parameters, seed, the content digests of its inputs, the raw
-data digest for source processes), (3) if that key was executed before and its artifacts are still
-in the store, restores them by hard links and stops without running user code (early cutoff and the
-run cache), else (4) loads its inputs, builds the function's keyword arguments as ExpOps does, seeds
+data digest for source processes), (3) if that key was executed before, its artifacts are still in
+the store and the files its function read then are unchanged, restores them by hard links and stops
+without running user code (early cutoff and the run cache), else (4) loads its inputs, builds the function's keyword arguments as ExpOps does, seeds
 the RNGs, calls the function and writes one artifact per returned key plus the manifest.
 
 Failures caused by the project print one line naming the node (exit 2); an exception raised by the
@@ -35,9 +35,12 @@ from expops_smk.runtime import user_api
 from expops_smk.runtime.launch import SERVER_PID_VARIABLE, report
 from expops_smk.runtime.forcing import cache_bypass_reason
 from expops_smk.runtime.run_key import hash_payload, location_key, recorded_folder_key, run_payload
+from expops_smk.runtime.reads import previous_reads, recorder_for, recording, stale_reads
 from expops_smk.runtime.seeding import derive_task_seed, seed_rngs
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.artifacts import Artifact
+from expops_smk.store.read_records import (INITIAL_TOKEN, digest_reads, job_key, read_run_reads, write_job_record,
+                                           write_run_reads)
 
 
 class UserCodeError(Exception):
@@ -76,9 +79,12 @@ class _Stored:
 class NodeRun:
     """One execution of one node."""
 
-    def __init__(self, root: Path, process: str, partition: str, seed: str, log: TextIO) -> None:
+    def __init__(self, root: Path, process: str, partition: str, seed: str, log: TextIO,
+                 reads_token: str = INITIAL_TOKEN) -> None:
         self.root = root
         self.log = log
+        self.reads_token = reads_token  # what the rule's params said: recorded with the reads (read_records)
+        self.read_files: list[tuple[str, os.stat_result]] = []  # what the function read, set when executing
         # The --config parameter overrides of this Snakemake invocation (see codegen.overriding).
         self.project: ProjectConfig = apply_overrides(read_plan(root / PLAN_FILE, root).project,
                                                       Overrides.from_json(os.environ.get(OVERRIDES_VARIABLE)))
@@ -161,24 +167,32 @@ class NodeRun:
         payload = self.run_payload(manifests)
         run_key = hash_payload(payload)
         locations = self.layout.output_locations(self.node)
+        job = job_key(self.node.process, self.node.partition_value, self.node.seed_value)
         bypass = cache_bypass_reason(os.environ, rule_name(self.spec.name),
                                      [f"{loc.results_dir}/{MANIFEST}" for loc in locations], self.project.execution.benchmark)
         if bypass:
             self.say(f"run cache bypassed ({bypass}): executing user code")
-        if not bypass and all(self.store.restore_run(location_key(run_key, loc), self.location_dir(loc),
+        stale = None if bypass else stale_reads(self.root, location_key(run_key, locations[0]))
+        if stale:
+            self.say(f"files read by the recorded run changed ({', '.join(stale)}): executing user code")
+        if not bypass and stale == [] and all(self.store.restore_run(location_key(run_key, loc), self.location_dir(loc),
                                                      recorded_folder_key(self.root, loc.results_dir))
                               for loc in locations):
             outcome = "restored"
             # The report shows what the results cost to compute, not what restoring them cost.
             computed = self.store.recorded_seconds(location_key(run_key, locations[0]))
+            reads = read_run_reads(self.root, location_key(run_key, locations[0])) or {}
             self.say(f"inputs, code and parameters match a recorded run ({run_key}): outputs restored, user code not run")
         else:
             outputs = self.execute(manifests)
+            reads = digest_reads(self.root, self.read_files, previous_reads(self.root, job))
             computed = time.perf_counter() - started
             for location, values in zip(locations, outputs):
+                write_run_reads(self.root, location_key(run_key, location), reads)  # before the run record
                 self.write_outputs(location, values, run_key, computed)
             outcome = "executed"
         elapsed = time.perf_counter() - started
+        write_job_record(self.root, job, self.reads_token, reads)
         for location in locations:
             self.store.put_json(self.location_dir(location) / RUN_FILE, {
                 "node": self.node.id, "label": self.node.label, "run_key": run_key, "outcome": outcome,
@@ -316,11 +330,13 @@ class NodeRun:
         kwargs = {key: self.materialize(value) for key, value in kwargs.items()}
         seeded = seed_rngs(derive_task_seed(int(random_seed), self.node.id), _read_text(spec.script))
         self.say(f"calling {function_info.name}({', '.join(sorted(kwargs))}); RNGs seeded: {', '.join(seeded)}")
-        with contextlib.redirect_stdout(self.log), contextlib.redirect_stderr(self.log):
+        recorder = recorder_for(self.root, [self.log, None if spec.parents else self.project.data_path])
+        with contextlib.redirect_stdout(self.log), contextlib.redirect_stderr(self.log), recording(recorder):
             try:
                 result = function(**kwargs)
             except (Exception, SystemExit, KeyboardInterrupt) as exc:
                 raise self.user_error("the process function", exc) from exc
+        self.read_files = recorder.files()
         if spec.data_split is not None and isinstance(result, (list, tuple)):
             result = {spec.data_split.data_name: result}
         if not isinstance(result, dict):

@@ -18,13 +18,15 @@ from expops_smk.layout import RUN_FILE
 from expops_smk.store.artifacts import Artifact
 from expops_smk.store.hashing import hash_bytes
 
-RUNTIME_FORMAT = 5
+RUNTIME_FORMAT = 6
 """Part of every run key. 2: user scripts are imported under location-independent module names,
 so pickles of classes defined in them differ from (and are readable unlike) those of format 1.
 3: RNGs are seeded from the node's canonical id, not its process name (unseeded draws changed).
 4: the key covers the project modules and library versions the process's script imports.
 5: tables whose Parquet round trip is not exact are pickled, so recorded runs of earlier formats may
-hold lossy Parquet artifacts that must not be restored."""
+hold lossy Parquet artifacts that must not be restored.
+6: a run is restored only if the files its function read are unchanged (``read_records``); records of
+earlier formats do not say what their function read."""
 
 
 def run_payload(project: ProjectConfig, spec: ProcessSpec, node: Node,

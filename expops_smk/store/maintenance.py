@@ -16,6 +16,7 @@ from expops_smk.store.artifact_store import Store, suffix
 from expops_smk.store.artifacts import Artifact
 from expops_smk.store.files import STALE_TMP_SECONDS, TMP_PREFIX, files_in, find_manifests
 from expops_smk.store.hashing import hash_file
+from expops_smk.store.read_records import run_record_path
 
 
 def verify_artifacts(store: Store, results_dir: Path,
@@ -105,6 +106,8 @@ def collect_store_garbage(
             continue
         if keep_run_keys is not None and record_path.name.removesuffix(".json") not in keep_run_keys:
             doomed.append(record_path)
+            reads = run_record_path(store.project, record_path.name.removesuffix(".json"))
+            doomed.extend([reads] if reads.is_file() else [])  # the files that run read go with it
             continue
         record = store.load_run(record_path)
         if record is not None:

@@ -1,0 +1,186 @@
+"""P5 (files read at run time, issue 13): what recording and checking those files costs.
+
+Two ratios, each against the same thing measured without the feature in the same run:
+
+- the audit hook: one node whose function opens 1,000 small files, run as a job's command (a fresh
+  interpreter, executing: ``EXPOPS_SMK_NO_CACHE=1``), with the recorder active (as shipped) vs
+  inactive (``node_run.recording`` and the job record's writer replaced by no-ops in the driver). The recorder's cost is the
+  hook, the exclusion checks, one ``lstat`` per file and hashing the files whose size or mtime
+  differ from the node's previous record (its stat cache): the details give the first execution,
+  which hashes every file, and the cost in a warm interpreter (a forked job: imports paid).
+- ``prepare()``: ``snakemake -n`` on the 10k-node fan-out of P2 where every ``work`` node has a
+  recorded read-set (its partition's file and one shared file: 10,000 records, 1,001 files), vs
+  the same project without records. The details give the first parse after the records appeared
+  (no stat cache yet: every record read, every file hashed once).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from bench_jobs import FANOUT_CHAIN, FANOUT_SCRIPT, fanout_nodes, fanout_processes, generate, write_expops_project
+from common import (PYTHON, SNAKEMAKE, Row, Section, Settings, child_env, format_seconds, fresh_dir, interleave,
+                    median, run_timed, spread)
+
+HOOK_TARGET = 1.02
+PREPARE_TARGET = 1.1
+
+SCAN_SCRIPT = '''
+    def scan(folder, count):
+        total = 0
+        for index in range(count):
+            with open(f"{folder}/f{index}.csv", encoding="utf-8") as handle:
+                total += len(handle.read())
+        return {"total": total}
+'''
+
+DRIVER = '''
+import contextlib, sys
+from expops_smk.runtime import node_run
+if sys.argv[1] == "off":  # nothing recorded, and the record the measured runs reuse is left alone
+    node_run.recording = lambda recorder: contextlib.nullcontext(recorder)
+    node_run.write_job_record = lambda *args: None
+from expops_smk.runtime.node_job import main
+sys.exit(main(["scan", "--log", "logs/direct.log"]))
+'''
+
+IN_PROCESS = '''
+import contextlib, shutil, sys, time
+from pathlib import Path
+from expops_smk.runtime import node_run
+shipped = node_run.recording, node_run.write_job_record
+root = Path(".").resolve()
+samples = {"off": [], "on": [], "first": []}
+for repetition in range(int(sys.argv[1]) + 1):  # the first round only warms up (imports, caches)
+    for mode in samples:
+        node_run.recording, node_run.write_job_record = shipped if mode != "off" else (
+            lambda recorder: contextlib.nullcontext(recorder), lambda *args: None)
+        if mode == "first":
+            shutil.rmtree(root / ".expops/reads/jobs", ignore_errors=True)
+        with open("logs/direct.log", "w", encoding="utf-8") as log:
+            started = time.perf_counter()
+            node_run.NodeRun(root, "scan", "", "", log).run()
+            if repetition:
+                samples[mode].append(time.perf_counter() - started)
+print(" ".join(f"{mode}={sorted(values)[len(values) // 2]:.6f}" for mode, values in samples.items()))
+'''
+
+
+def hook_project(base: Path, files: int) -> Path:
+    root = write_expops_project(fresh_dir(base / "hook") / "project", [{"name": "scan"}], [], SCAN_SCRIPT)
+    config = root / "configs" / "project_config.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "pipeline:", f"parameters: {{folder: data, count: {files}}}\n  pipeline:", 1), encoding="utf-8")
+    (root / "data").mkdir()
+    for index in range(files):
+        (root / "data" / f"f{index}.csv").write_text(f"{index},{index * 2}\n", encoding="utf-8")
+    generate(root)
+    run_timed([SNAKEMAKE, "--cores", "1"], root)
+    return root
+
+
+def hook_rows(settings: Settings) -> tuple[list[Row], str]:
+    files = 100 if settings.quick else 1000
+    root = hook_project(settings.workdir, files)
+    env = child_env({"PYTHONHASHSEED": "0", "EXPOPS_SMK_NO_CACHE": "1"})
+    runs = settings.runs(9 if not settings.quick else 1)
+
+    def job(mode: str) -> float:
+        return run_timed([PYTHON, "-c", DRIVER, mode], root, env=env).seconds
+
+    samples = interleave({"on": lambda: job("on"), "off": lambda: job("off")}, runs)
+    recorded = len(json.loads((root / ".expops/reads/jobs/scan.json").read_text(encoding="utf-8"))["reads"])
+    if recorded != files:
+        raise RuntimeError(f"P5 reads: the node recorded {recorded} of {files} files")
+    warm = dict(item.split("=") for item in run_timed(
+        [PYTHON, "-c", IN_PROCESS, str(runs)], root, env=env).stdout.split())
+    on, off = median(samples["on"]), median(samples["off"])
+    warm_on, warm_off, first = (float(warm[key]) for key in ("on", "off", "first"))
+    rows = [
+        Row("P5", f"audit hook: a node job opening {files:,} small files, recorder on vs off (fresh interpreter)",
+            format_seconds(on), format_seconds(off), on / off, HOOK_TARGET),
+        Row("P5", "same node run in a warm interpreter (as in a forked job: imports paid, no start-up)",
+            format_seconds(warm_on), format_seconds(warm_off), warm_on / warm_off, HOOK_TARGET,
+            note=f"+{(warm_on - warm_off) / files * 1e6:.0f} µs per file"),
+    ]
+    detail = (f"- audit hook, {files} small files read by one node: job with the recorder {spread(samples['on'])}, "
+              f"without {spread(samples['off'])}; in one warm interpreter (medians of {runs}): "
+              f"{format_seconds(warm_off)} without, {format_seconds(warm_on)} with (files unchanged since the "
+              f"node's previous record: stat only), {format_seconds(first)} for a first execution that hashes "
+              f"every file ({(first - warm_off) / files * 1e6:.0f} µs per file)")
+    return rows, detail
+
+
+def write_records(root: Path, partitions: int, seeds: list[int]) -> None:
+    """A recorded read-set for every work node, as a real run would leave: its partition's file + a shared one."""
+    from expops_smk.store.read_records import INITIAL_TOKEN, digest_reads, write_job_record
+
+    data = root / "data"
+    data.mkdir(exist_ok=True)
+    (data / "shared.csv").write_text("shared\n" * 100, encoding="utf-8")
+    for index in range(1, partitions + 1):
+        (data / f"p{index}.csv").write_text(f"{index}\n" * 10, encoding="utf-8")
+    shared = digest_reads(root, [(str(data / "shared.csv"), os.stat(data / "shared.csv"))])
+    for index in range(1, partitions + 1):
+        path = data / f"p{index}.csv"
+        reads = {**shared, **digest_reads(root, [(str(path), os.stat(path))])}
+        for seed in seeds:
+            write_job_record(root, f"work/p{index}/s{seed}", INITIAL_TOKEN, reads)
+
+
+def prepare_rows(settings: Settings) -> tuple[list[Row], str]:
+    partitions, seed_count = (20, 5) if settings.quick else (1000, 10)
+    seeds = list(range(41, 41 + seed_count))
+    nodes = fanout_nodes(partitions, seed_count)
+    base = fresh_dir(settings.workdir / "prepare")
+    plain = write_expops_project(base / "plain", fanout_processes(partitions, seeds), FANOUT_CHAIN, FANOUT_SCRIPT)
+    generate(plain)
+    recorded = base / "recorded"
+    shutil.copytree(plain, recorded, symlinks=True)
+    generate(recorded)
+    write_records(recorded.resolve(), partitions, seeds)
+    first = run_timed([SNAKEMAKE, "-n", "--cores", "2"], recorded).seconds  # builds the stat cache
+    runs = settings.runs(3 if not settings.quick else 1)
+    samples = interleave({
+        "recorded": lambda: run_timed([SNAKEMAKE, "-n", "--cores", "2"], recorded).seconds,
+        "plain": lambda: run_timed([SNAKEMAKE, "-n", "--cores", "2"], plain).seconds,
+    }, runs)
+    ours, baseline = median(samples["recorded"]), median(samples["plain"])
+    inside = interleave({"recorded": lambda: _prepare_seconds(recorded), "plain": lambda: _prepare_seconds(plain)},
+                        settings.runs(5))
+    added = median(inside["recorded"]) - median(inside["plain"])
+    row = Row("P5", f"`snakemake -n` with a recorded read-set per work node ({nodes} nodes, "
+                    f"{partitions * seed_count} read-sets, {partitions + 1} files) vs without",
+              format_seconds(ours), format_seconds(baseline), ours / baseline, PREPARE_TARGET,
+              note=f"prepare() itself, timed inside the parse: {format_seconds(median(inside['recorded']))} vs "
+                   f"{format_seconds(median(inside['plain']))}, +{added / baseline:.1%} of the dry run")
+    detail = (f"- prepare() on {nodes} nodes: `snakemake -n` with read-sets {spread(samples['recorded'])}, "
+              f"without {spread(samples['plain'])}; the first parse after the records appeared (every record "
+              f"read, every file hashed, stat cache written) {format_seconds(first)}")
+    return [row], detail
+
+
+def _prepare_seconds(project: Path) -> float:
+    """What the Snakefile's prepare() call costs at a parse, without Snakemake's own work around it."""
+    code = ("import time; from expops_smk.codegen.prepare import prepare; t = time.perf_counter(); "
+            "prepare('workflow'); print(time.perf_counter() - t)")
+    return float(run_timed([PYTHON, "-c", code], project).stdout.strip())
+
+
+def run(settings: Settings, selected: set[str]) -> Section:
+    section = Section()
+    details = []
+    for measure in (hook_rows, prepare_rows):
+        rows, detail = measure(settings)
+        section.rows.extend(rows)
+        details.append(detail)
+    section.details.append("**P5, files read at run time** (issue 13; `bench_reads.py`):\n\n" + "\n".join(details))
+    return section
+
+
+if __name__ == "__main__":
+    sys.exit("run benchmarks/run.py")

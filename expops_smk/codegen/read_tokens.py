@@ -1,0 +1,99 @@
+"""The rules' ``reads`` parameter: each job's reads token, brought up to date at every parse.
+
+Snakemake cannot see the files a function opened (they are not declared inputs), so ``prepare``
+checks the files every job recorded and hands each job a token (``store.read_records``): the token
+the job last ran with while its files are unchanged, a new one once one of them changed. The rules
+carry it as ``params: reads=...``, and Snakemake re-runs exactly the jobs whose token differs from
+the one recorded in its metadata. A job that never read a file has the constant initial token.
+
+The check is stat-first, through a stat cache kept in ``READS_INDEX``: a parse in which nothing
+changed costs one ``stat`` per job record and one per distinct file read, and a file is hashed again
+only when its size or mtime changed. Projects whose functions read no files pay one ``stat``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from expops_smk.layout import READS_DIR, READS_INDEX
+from expops_smk.store.files import atomic_write, confined_in_project
+from expops_smk.store.read_records import (INITIAL_TOKEN, absolute, current_digest, job_key, next_token,
+                                           read_job_record)
+
+_INDEX_FORMAT = 1
+_tokens: dict[str, str] = {}
+
+
+def reads_token(process: str) -> Callable[[Any], str]:
+    """The ``params: reads=`` function of ``process``'s rule: its job's token from the last refresh."""
+
+    def token(wildcards: Any) -> str:
+        key = job_key(process, getattr(wildcards, "partition", ""), getattr(wildcards, "seed", ""))
+        return _tokens.get(key, INITIAL_TOKEN)
+
+    return token
+
+
+def refresh_tokens(root: Path) -> dict[str, str]:
+    """Check every job's recorded reads and return (and remember) the token of each job with a record."""
+    global _tokens
+    _tokens = _compute_tokens(Path(root))
+    return _tokens
+
+
+def _compute_tokens(root: Path) -> dict[str, str]:
+    jobs_dir = root / READS_DIR / "jobs"
+    if not jobs_dir.is_dir():
+        return {}
+    index = _read_index(root)
+    old_records, files = index["records"], dict(index["files"])
+    records: dict[str, list] = {}
+    for key, path, st in _scan(jobs_dir, ""):
+        entry = old_records.get(key)
+        if entry is None or entry[:2] != [st.st_size, st.st_mtime_ns]:
+            loaded = read_job_record(path)
+            if loaded is None:
+                continue  # half-written or foreign: the job's next run rewrites it
+            token, reads = loaded
+            entry = [st.st_size, st.st_mtime_ns, token, {p: e[2] for p, e in reads.items()}]
+            files.update(reads)  # what the job saw when it read them: hashed again only if they moved on
+        records[key] = entry
+    current: dict[str, str] = {}
+    new_files: dict[str, list] = {}
+    for path in sorted({p for entry in records.values() for p in entry[3]}):
+        new_files[path] = current_digest(absolute(root, path), files.get(path))
+        current[path] = new_files[path][2]
+    tokens = {}
+    for key, (_, _, token, digests) in records.items():
+        now = {p: current[p] for p in digests}
+        tokens[key] = token if now == digests else next_token(token, now)
+    new_index = {"format": _INDEX_FORMAT, "records": records, "files": new_files}
+    if new_index != index:
+        atomic_write(confined_in_project(root / READS_INDEX, root), json.dumps(new_index, sort_keys=True).encode())
+    return tokens
+
+
+def _read_index(root: Path) -> dict[str, Any]:
+    empty: dict[str, Any] = {"format": _INDEX_FORMAT, "records": {}, "files": {}}
+    try:
+        index = json.loads((root / READS_INDEX).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return empty
+    if not isinstance(index, dict) or index.get("format") != _INDEX_FORMAT:
+        return empty
+    return index
+
+
+def _scan(folder: Path, prefix: str) -> Iterator[tuple[str, Path, os.stat_result]]:
+    """(job key, path, stat) of every record below ``folder`` (temp files of writers skipped)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from _scan(Path(entry.path), f"{prefix}{entry.name}/")
+            elif entry.name.endswith(".json") and entry.is_file(follow_symlinks=False):
+                yield f"{prefix}{entry.name[:-5]}", Path(entry.path), entry.stat()

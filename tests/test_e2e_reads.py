@@ -1,0 +1,159 @@
+"""End to end: files that functions open at run time decide what re-runs.
+
+``work`` runs once per partition of a built-in 2-way split and opens the file its partition names in
+the ``lookup`` parameter (data/a.txt for P1, data/b.txt for P2); ``total`` aggregates and also reads
+a file outside the project (``outside``, in a temporary folder) and writes notes/total.txt, a file
+it opens for writing only, with new content every time. Each scenario counts the user-function
+executions (calls.log) and checks that ``expops-smk status`` said beforehand what then ran.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from expops_smk.runtime.run_key import folder_key
+from expops_smk.store.read_records import read_run_reads
+
+from e2e import CALLS_HELPER, EXPOPS_SMK, Project, Run
+from projects import write_project
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = """\
+scripts: {main: src/main.py}
+experiment:
+  parameters:
+    lookup: {p1: data/a.txt, p2: data/b.txt}
+    outside: OUTSIDE
+  pipeline:
+    process_adjlist: |
+      load split
+      split work
+      work total
+    processes:
+      - {name: load, code: main.load}
+      - {name: split, data_parallelism: {size: 2}}
+      - {name: work, code: main.work}
+      - {name: total, code: main.total, data_aggregation: true}
+"""
+
+MAIN = CALLS_HELPER + '''
+import os
+import time
+
+
+def load():
+    called("load")
+    return {"data": [1, 2, 3, 4]}
+
+
+def work(data, lookup, context):
+    called(f"work {context.partition}")
+    with open(lookup[context.partition], encoding="utf-8") as handle:
+        factor = int(handle.read())
+    return {"data": [row * factor for row in data]}
+
+
+def total(data, outside):
+    called("total")
+    os.makedirs("notes", exist_ok=True)
+    with open("notes/total.txt", "w", encoding="utf-8") as handle:
+        handle.write(str(time.time_ns()))
+    fd = os.open(outside, os.O_RDONLY)
+    try:
+        offset = int(os.read(fd, 100))
+    finally:
+        os.close(fd)
+    return {"sum": offset + sum(sum(branch) for branch in data.values())}
+'''
+
+EVERY = {"load", "split", "work P1", "work P2", "total"}
+
+
+def rewrite(path: Path, text: str) -> None:
+    """Write ``text`` and move the mtime on, so only content can tell whether the file changed."""
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, ns=(before + 2_000_000_000, before + 2_000_000_000))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """One project for the scenarios, run in order (each starts from the previous one's state)."""
+    base = tmp_path_factory.mktemp("reads")
+    outside = base / "scratch" / "offset.txt"
+    outside.parent.mkdir()
+    outside.write_text("100", encoding="utf-8")
+    root = write_project(base / "project", CONFIG.replace("OUTSIDE", str(outside)), MAIN, script_path="src/main.py",
+                         files={"data/a.txt": "2", "data/b.txt": "3"})
+    project = Project(root)
+    first = project.run()
+    assert first.executed == EVERY and sorted(first.calls) == ["load", "total", "work p1", "work p2"]
+    assert project.value("total", "sum") == 100 + 2 * (1 + 2) + 3 * (3 + 4)
+    return project
+
+
+def recorded_reads(project: Project, process: str, partition: str = "") -> dict[str, list]:
+    """The files the node's last run read, from the run record its ``_run.json`` names."""
+    key = folder_key(project.run_record(process, partition)["run_key"], project.node_dir(process, partition)
+                     .relative_to(project.root).as_posix())
+    reads = read_run_reads(project.root, key)
+    assert reads is not None
+    return reads
+
+
+def status(project: Project) -> dict[str, str]:
+    run = project.command([EXPOPS_SMK, "status", "."])
+    return dict(line.split(": ", 1) for line in run.stdout.splitlines())
+
+
+def assert_nothing_ran(run: Run) -> None:
+    assert run.nothing_to_do, run.describe()
+    assert run.outcomes == {} and run.calls == []
+
+
+def test_recorded_reads_change_nothing_by_themselves(project: Project) -> None:
+    """The second run is a no-op although the first one recorded what every function read."""
+    assert list(recorded_reads(project, "work", "p1")) == ["data/a.txt"]
+    assert list(recorded_reads(project, "work", "p2")) == ["data/b.txt"]
+    assert list(recorded_reads(project, "total")) == [str(project.root.parent / "scratch" / "offset.txt")]
+    assert recorded_reads(project, "load") == {}  # calls.log and notes/total.txt were opened for writing
+    assert all(line == "up to date" for line in status(project).values())
+    assert_nothing_ran(project.snakemake())
+
+
+def test_editing_a_file_read_by_one_partition_reruns_that_node(project: Project) -> None:
+    rewrite(project.root / "data/a.txt", "5")
+    before = status(project)
+    assert before["work P1"] == "will run: file changed: data/a.txt"
+    assert before["total"] == "will run: upstream work P1 will re-run"
+    assert all(before[label] == "up to date" for label in ("load", "split", "work P2"))
+    run = project.snakemake()
+    assert run.outcomes == {"work P1": "executed", "total": "executed"}  # scheduled: exactly these
+    assert sorted(run.calls) == ["total", "work p1"]
+    assert project.value("total", "sum") == 100 + 5 * (1 + 2) + 3 * (3 + 4)
+    assert all(line == "up to date" for line in status(project).values())
+    assert_nothing_ran(project.snakemake())
+
+
+def test_identical_content_runs_nothing(project: Project) -> None:
+    rewrite(project.root / "data/a.txt", (project.root / "data/a.txt").read_text(encoding="utf-8"))
+    rewrite(project.root / "data/b.txt", (project.root / "data/b.txt").read_text(encoding="utf-8"))
+    assert all(line == "up to date" for line in status(project).values())
+    assert_nothing_ran(project.snakemake())
+
+
+def test_editing_a_file_outside_the_project_reruns_its_reader(project: Project) -> None:
+    outside = project.root.parent / "scratch" / "offset.txt"
+    rewrite(outside, "1000")
+    before = status(project)
+    assert before["total"] == f"will run: file changed: {outside}"
+    assert sum(line != "up to date" for line in before.values()) == 1
+    run = project.snakemake()
+    assert run.outcomes == {"total": "executed"} and run.calls == ["total"]
+    assert project.value("total", "sum") == 1000 + 5 * (1 + 2) + 3 * (3 + 4)
+    assert_nothing_ran(project.snakemake())
+

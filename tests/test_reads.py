@@ -1,0 +1,247 @@
+"""The run-time read recorder (runtime/reads.py), the read records (store/read_records.py) and the
+reads tokens that prepare() hands the rules (codegen/read_tokens.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sysconfig
+from pathlib import Path
+
+import pytest
+from hypothesis import given, strategies as st
+
+from expops_smk.codegen import read_tokens
+from expops_smk.runtime.reads import Recorder, recorder_for, recording
+from expops_smk.store import read_records
+from expops_smk.store.read_records import (INITIAL_TOKEN, changed_reads, digest_reads, job_record_path,
+                                           next_token, write_job_record)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    for folder in ("data", "results/work", ".expops/objects", "logs"):
+        (project / folder).mkdir(parents=True)
+    (project / "data" / "a.csv").write_text("x\n1\n", encoding="utf-8")
+    (project / "results" / "work" / "out.pkl").write_bytes(b"artifact")
+    (project / ".expops" / "objects" / "obj").write_bytes(b"object")
+    return project
+
+
+def record(root: Path, action, own_inputs=()) -> list[str]:
+    recorder = recorder_for(root, own_inputs)
+    with recording(recorder):
+        action()
+    return [path for path, _ in recorder.files()]
+
+
+def reads_of(root: Path, *paths: Path | str) -> dict[str, list]:
+    return digest_reads(root, [(str(path), os.stat(path)) for path in paths])
+
+
+def read(path) -> None:
+    with open(path, "rb") as handle:
+        handle.read()
+
+
+def test_read_only_opens_are_recorded_with_absolute_paths(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(root)
+
+    def action() -> None:
+        read("data/a.csv")
+        os.close(os.open("data/a.csv", os.O_RDONLY))
+        Path("data/a.csv").read_text(encoding="utf-8")
+
+    assert record(root, action) == [str(root / "data" / "a.csv")]
+
+
+def test_relative_paths_resolve_against_the_cwd_of_the_open(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(root)
+
+    def action() -> None:
+        os.chdir(root / "data")
+        read("a.csv")
+
+    assert record(root, action) == [str(root / "data" / "a.csv")]
+
+
+def test_files_opened_for_writing_are_not_recorded(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(root)
+
+    def action() -> None:
+        for mode in ("w", "a", "x", "r+"):
+            path = root / f"out-{mode.replace('+', 'plus')}.txt"
+            if mode == "r+":
+                path.write_text("", encoding="utf-8")
+            with open(path, mode, encoding="utf-8"):
+                pass
+        os.close(os.open("made.txt", os.O_WRONLY | os.O_CREAT))
+        with open("data/a.csv", "a", encoding="utf-8"):  # read first, then appended: the node's own output
+            pass
+        read("data/a.csv")
+
+    assert record(root, action) == []
+
+
+def test_store_results_interpreter_and_system_files_are_left_out(root: Path) -> None:
+    stdlib = Path(sysconfig.get_paths()["stdlib"]) / "os.py"
+
+    def action() -> None:
+        read(root / "results" / "work" / "out.pkl")
+        read(root / ".expops" / "objects" / "obj")
+        read(stdlib)
+        read("/proc/self/status")
+        read(Path(io.__file__))
+        os.close(os.open("/dev/null", os.O_RDONLY))
+
+    assert record(root, action) == []
+
+
+def test_own_inputs_bytecode_and_descriptors_are_left_out(root: Path) -> None:
+    (root / "mod.pyc").write_bytes(b"")
+    (root / "logs" / "job.log").write_text("", encoding="utf-8")
+
+    def action() -> None:
+        read(root / "data" / "a.csv")
+        read(root / "mod.pyc")
+        read(root / "logs" / "job.log")
+        with open(os.open(root / "data" / "a.csv", os.O_RDONLY), "rb", closefd=True):
+            pass
+
+    assert record(root, action, own_inputs=[root / "data" / "a.csv", "logs/job.log"]) == []
+
+
+def test_symlinks_count_by_the_path_opened_unless_they_lead_into_the_store(root: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "scratch" / "big.csv"
+    outside.parent.mkdir()
+    outside.write_text("1\n", encoding="utf-8")
+    (root / "data" / "big.csv").symlink_to(outside)
+    (root / "data" / "cached").symlink_to(root / ".expops" / "objects" / "obj")
+
+    def action() -> None:
+        read(root / "data" / "big.csv")
+        read(root / "data" / "cached")
+
+    assert record(root, action) == [str(root / "data" / "big.csv")]
+    reads = reads_of(root, root / "data" / "big.csv")
+    assert list(reads) == ["data/big.csv"]  # inside the project: relative, so a copied project keeps it
+    outside.write_text("2\n", encoding="utf-8")
+    assert changed_reads(root, reads) == ["data/big.csv"]  # the target's content counts
+
+
+def test_nothing_is_recorded_outside_the_recording_block(root: Path) -> None:
+    outer, inner = recorder_for(root), recorder_for(root)
+    read(root / "data" / "a.csv")
+    with recording(outer):
+        with recording(inner):
+            read(root / "data" / "a.csv")
+        (root / "data" / "b.csv").write_text("b", encoding="utf-8")
+        read(root / "data" / "b.csv")
+    read(root / "data" / "b.csv")
+    assert [path for path, _ in inner.files()] == [str(root / "data" / "a.csv")]
+    assert outer.files() == []  # b.csv was written in the block: the function's own output
+
+
+def test_a_forked_child_records_with_the_hook_installed_before_the_fork(root: Path) -> None:
+    """The warm server imports this module, then forks one child per job."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            files = record(root, lambda: read(root / "data" / "a.csv"))
+            os.write(writer, json.dumps(files).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        child = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    assert child == [str(root / "data" / "a.csv")]
+
+
+def test_directories_and_vanished_files_are_not_reads(root: Path) -> None:
+    temporary = root / "tmp.txt"
+    temporary.write_text("t", encoding="utf-8")
+
+    def action() -> None:
+        os.close(os.open(root / "data", os.O_RDONLY))
+        read(temporary)
+        temporary.unlink()
+
+    recorder = recorder_for(root)
+    with recording(recorder):
+        action()
+    assert recorder.files() == []
+
+
+@given(st.sampled_from(["r", "rb", "rt", "br"]), st.sampled_from(["", "w", "a", "x", "+"]))
+def test_a_mode_writes_when_it_has_w_a_x_or_plus(base: str, extra: str) -> None:
+    recorder = Recorder((), frozenset())
+    recorder.opened("/somewhere/f", base + extra, 0)
+    assert (recorder.read == {"/somewhere/f": None}) == (extra == "")
+    assert (recorder.written == {"/somewhere/f"}) == (extra != "")
+
+
+def test_changed_reads_hash_only_files_whose_stat_moved(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads = reads_of(root, root / "data" / "a.csv")
+    hashed: list[Path] = []
+    real = read_records._hash
+    monkeypatch.setattr(read_records, "_hash", lambda path, size: hashed.append(path) or real(path, size))
+    assert changed_reads(root, reads) == [] and hashed == []
+    os.utime(root / "data" / "a.csv", ns=(1, 1))  # same bytes, new mtime: hashed, unchanged
+    assert changed_reads(root, reads) == [] and len(hashed) == 1
+    (root / "data" / "a.csv").write_text("x\n2\n", encoding="utf-8")
+    assert changed_reads(root, reads) == ["data/a.csv"]
+    (root / "data" / "a.csv").unlink()
+    assert changed_reads(root, reads) == ["data/a.csv"]
+
+
+def test_a_job_record_is_kept_only_when_it_says_something(root: Path) -> None:
+    write_job_record(root, "work/p1", INITIAL_TOKEN, {})
+    assert not job_record_path(root, "work/p1").exists()
+    write_job_record(root, "work/p1", "files-read:abc", {})  # a token that must survive
+    assert json.loads(job_record_path(root, "work/p1").read_text(encoding="utf-8"))["token"] == "files-read:abc"
+    write_job_record(root, "work/p1", INITIAL_TOKEN, {})
+    assert not job_record_path(root, "work/p1").exists()
+
+
+def test_next_token_never_repeats_an_earlier_one() -> None:
+    first = next_token(INITIAL_TOKEN, {"data/a.csv": "1"})
+    second = next_token(first, {"data/a.csv": "1"})
+    assert len({INITIAL_TOKEN, first, second, next_token(second, {"data/a.csv": "2"})}) == 4
+
+
+def test_tokens_follow_the_recorded_files_and_hash_each_file_once(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert read_tokens.refresh_tokens(root) == {}
+    data = str(root / "data" / "a.csv")
+    write_job_record(root, "work/p1", INITIAL_TOKEN, reads_of(root, data))
+    write_job_record(root, "work/p2", "files-read:t2", reads_of(root, data))
+    hashed: list[Path] = []
+    real = read_records._hash
+    monkeypatch.setattr(read_records, "_hash", lambda path, size: hashed.append(path) or real(path, size))
+    assert read_tokens.refresh_tokens(root) == {"work/p1": INITIAL_TOKEN, "work/p2": "files-read:t2"}
+    token = read_tokens.reads_token("work")
+    assert token(type("W", (), {"partition": "p2"})()) == "files-read:t2"
+    assert token(type("W", (), {"partition": "p9"})()) == INITIAL_TOKEN
+    (root / "data" / "a.csv").write_text("x\n" + "9" * 1000 + "\n", encoding="utf-8")
+    changed = read_tokens.refresh_tokens(root)
+    assert INITIAL_TOKEN != changed["work/p1"] != changed["work/p2"] != "files-read:t2"
+    assert read_tokens.refresh_tokens(root) == changed  # stable while nothing moves
+    assert hashed == [str(root / "data" / "a.csv")]  # read by two jobs, hashed once, not again
+
+
+
+def test_a_re_execution_hashes_only_files_that_moved_since_its_previous_record(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (root / "data" / "b.csv").write_text("b\n", encoding="utf-8")
+    previous = reads_of(root, root / "data" / "a.csv", root / "data" / "b.csv")
+    hashed: list[str] = []
+    real = read_records._hash
+    monkeypatch.setattr(read_records, "_hash", lambda path, size: hashed.append(path) or real(path, size))
+    (root / "data" / "b.csv").write_text("b2\n", encoding="utf-8")
+    files = [(str(root / "data" / name), os.stat(root / "data" / name)) for name in ("a.csv", "b.csv")]
+    again = digest_reads(root, files, previous)
+    assert hashed == [str(root / "data" / "b.csv")]
+    assert again["data/a.csv"] == previous["data/a.csv"] and again["data/b.csv"][2] != previous["data/b.csv"][2]
