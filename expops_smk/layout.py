@@ -74,3 +74,14 @@ The Snakefile's ``onstart`` sets it in the main Snakemake process; local jobs in
 Slurm executor submits with ``--export=ALL``, so cluster jobs see it too."""
 NO_CACHE_VARIABLE = "EXPOPS_SMK_NO_CACHE"
 """``1``: every job that runs executes user code instead of restoring from the run cache."""
+
+ENVS_DIR = f"{STORE_DIR}/envs"
+"""One folder per created environment, named by its digest (``expops_smk.store.environments``)."""
+PYTHON_LAUNCHER = f"{STORE_DIR}/bin/python"
+"""The interpreter of jobs without an environment of their own, as the rules call it: a small shell
+script that runs the Python that runs Snakemake, so `snakemake -p` prints commands that run as is."""
+
+
+def environment_python(digest: str) -> str:
+    """The interpreter of the environment ``digest``, relative to the project folder."""
+    return f"{ENVS_DIR}/{digest}/bin/python"

@@ -13,12 +13,13 @@ from string import Template
 from typing import Mapping
 
 from expops_smk.codegen.directives import job_module
+from expops_smk.codegen.environments import RUNTIME_ENV
 from expops_smk.codegen.files import template
 from expops_smk.config.model import ProjectConfig
 from expops_smk.config.names import rule_name
 from expops_smk.graph.expansion import Graph
 from expops_smk.graph.probes import ResolvedChart, probe_location
-from expops_smk.layout import MANIFEST, chart_dir
+from expops_smk.layout import MANIFEST, PYTHON_LAUNCHER, chart_dir
 from expops_smk.store.hashing import hash_bytes
 
 REPORT_CATEGORY = "Charts"
@@ -32,7 +33,7 @@ def render_chart_rules(project: ProjectConfig, graph: Graph, charts: Mapping[str
     rules = [render_chart_rule(graph, chart, rule_template, module) for chart in charts.values()]
     targets = [f'    "{chart_dir(name)}",' for name in charts]
     return template("charts.smk.tmpl").substitute(
-        header, targets="\n".join(targets), rules="\n\n".join(rules)).rstrip() + "\n"
+        header, targets="\n".join(targets), rules="\n\n".join(rules), **_software()).rstrip() + "\n"
 
 
 def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Template, module: str) -> str:
@@ -51,4 +52,10 @@ def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Templat
         code=spec.function.code_hash,
         probes=probes,
         module=module,
+        **_software(),
     ).rstrip()
+
+
+def _software() -> dict[str, str]:
+    """Charts and report files run where Snakemake runs (``expops_smk.codegen.environments``)."""
+    return {"python": PYTHON_LAUNCHER, "conda": f"../envs/{RUNTIME_ENV}.yaml"}

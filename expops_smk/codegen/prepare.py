@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from expops_smk import __version__
 
-from expops_smk.layout import COMPUTE_CONFIG_FILE, DATA_DIGEST, FORCED_VARIABLE, RESULTS_DIR, STAMP_FILE
+from expops_smk.layout import (COMPUTE_CONFIG_FILE, DATA_DIGEST, FORCED_VARIABLE, PLAN_FILE, PYTHON_LAUNCHER,
+                               RESULTS_DIR, STAMP_FILE)
 
 if TYPE_CHECKING:
     from expops_smk.codegen.files import GeneratedFile
@@ -40,6 +41,7 @@ def prepare(workflow_dir: str | Path) -> None:
             stamp = _read_stamp(root)
         _refresh_data_digest(root, stamp)
         _check_results_folders(root, stamp.get("processes", []))
+        write_python_launcher(root)
     except ExpopsError as exc:
         print(f"expops-smk: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -61,6 +63,60 @@ def export_forced(workflow: Any) -> None:
     rules = sorted(item for item in items if workflow.is_rule(item))
     files = sorted(os.path.relpath(item) for item in items if not workflow.is_rule(item))
     os.environ[FORCED_VARIABLE] = json.dumps({"all": bool(settings.forceall), "rules": rules, "files": files})
+
+
+def create_environments(workflow_dir: str | Path) -> None:
+    """Create the virtualenvs the rules' commands run, before any job starts (``onstart``).
+
+    ``onstart`` runs once, in the main Snakemake process and only when jobs will run (not for
+    ``-n``): locally that is before the first job; on a cluster it is the submitting host, which
+    has the network access pip needs and shares the project folder with the compute nodes, so no
+    job ever installs anything, and a failing requirement stops the run before anything is queued.
+    """
+    from expops_smk.errors import ExpopsError
+    from expops_smk.store.environments import ensure_venv
+
+    root = Path(workflow_dir).resolve().parent
+    plan = json.loads((root / PLAN_FILE).read_text(encoding="utf-8"))
+    used = {item.get("environment") for item in plan["processes"]}
+    for env in plan.get("environments", []):
+        if env["kind"] != "venv" or env["name"] not in used:
+            continue
+        try:
+            if ensure_venv(root, env["name"], env["digest"], [root / rel for rel in env["files"]]):
+                print(f"expops-smk: created environment '{env['name']}' in .expops/envs/{env['digest']}",
+                      file=sys.stderr)
+        except ExpopsError as exc:
+            print(f"expops-smk: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+
+def write_python_launcher(root: Path) -> None:
+    """``.expops/bin/python``: the interpreter of jobs without an environment of their own.
+
+    A rule calling it by this relative path prints (``snakemake -p``) a command that runs as is from
+    the project folder and reads the same at every parse, unlike the absolute path of an
+    interpreter (which may hold spaces, and differs on a cluster node). Inside a run the Snakefile
+    exports ``EXPOPS_PYTHON``, the interpreter of the Snakemake process the job belongs to;
+    outside one, the interpreter of the last parse is used. Under ``--software-deployment-method
+    conda`` Snakemake activates the rule's environment (in ``.snakemake/conda/``): its Python then.
+    Rewritten only when its content changes (a few bytes read per parse).
+    """
+    from expops_smk.codegen.files import write_if_changed
+    from expops_smk.store.files import confined_in_project
+
+    python = sys.executable.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
+    script = ("#!/bin/sh\n"
+              "# The Python of this project's jobs (written by expops-smk at each parse of the Snakefile).\n"
+              'case "${CONDA_PREFIX:-}" in\n'
+              '    */.snakemake/conda/*) exec "$CONDA_PREFIX/bin/python" "$@" ;;\n'
+              "esac\n"
+              f'exec "${{EXPOPS_PYTHON:-{python}}}" "$@"\n')
+    path = confined_in_project(root / PYTHON_LAUNCHER, root)
+    if write_if_changed(path, script) or not os.access(path, os.X_OK):
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(path, 0o777 & ~umask)
 
 
 def outer(value: str, count: int) -> str:
@@ -86,6 +142,7 @@ def generate_project(root: Path) -> list[GeneratedFile]:
     sources = [project.config_file, root / COMPUTE_CONFIG_FILE, *project.all_scripts()]
     rel = {path.relative_to(root).as_posix() for path in sources}
     rel.update(module for spec in project.processes.values() for module in spec.modules)
+    rel.update(path.relative_to(root).as_posix() for env in project.environments.values() for path in env.files)
     distributions = {dist for spec in project.processes.values() for dist in spec.libraries}
     stamp = {
         "version": __version__,
