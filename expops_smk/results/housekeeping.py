@@ -3,21 +3,24 @@
 gc keeps exactly what the current project can use: the result folders of its current nodes and the
 run records those folders were produced by. Everything else (folders of removed processes or
 partitions, run records of earlier parameter/code/data states, objects only they referenced) is
-deleted. Collected states can no longer be restored without running user code.
+deleted, and so are environments under .expops/envs/ that no current environment entry uses.
+Collected states can no longer be restored without running user code.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from expops_smk.config.project import load_project
 from expops_smk.graph.expansion import build_graph
 from expops_smk.layout import MANIFEST, RESULTS_DIR, RUN_FILE
+from expops_smk.results.environments import referenced_digests
 from expops_smk.runtime.run_key import location_key, recorded_folder_key
 from expops_smk.store.artifact_store import Store
+from expops_smk.store.environments import remove_environments
 from expops_smk.store.maintenance import collect_store_garbage, verify_artifacts
 
 
@@ -26,6 +29,7 @@ class GcReport:
     stale_folders: list[Path]
     store_files: list[Path]
     freed_bytes: int
+    environments: list[Path] = field(default_factory=list)  # unreferenced .expops/envs/ entries
 
 
 def collect_garbage(project_dir: str | Path, dry_run: bool) -> GcReport:
@@ -49,7 +53,8 @@ def collect_garbage(project_dir: str | Path, dry_run: bool) -> GcReport:
         for folder in stale:
             shutil.rmtree(folder)
     removed, freed = collect_store_garbage(Store(root), keep_run_keys, results, dry_run, ignore_dirs=frozenset(stale))
-    return GcReport(stale, removed, freed + freed_by_folders)
+    environments, freed_by_envs = remove_environments(root, referenced_digests(root), dry_run)
+    return GcReport(stale, removed, freed + freed_by_folders + freed_by_envs, environments)
 
 
 def _unshared_size(path: Path) -> int:
