@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import shutil
 import subprocess
 import zipfile
 from pathlib import Path
@@ -218,3 +219,18 @@ def test_conda_environment_files_are_generated_and_lint_clean(tmp_path: Path) ->
     assert lint.returncode == 0 and "Lints for rule" not in lint.output, lint.output
     project.snakemake()  # conda is not deployed without --software-deployment-method conda: runs as before
     assert_printed_command_runs(project, "train")  # .expops/bin/python: the launcher of Snakemake's Python
+
+
+@pytest.mark.e2e
+def test_example_project_lints_clean(tmp_path: Path) -> None:
+    root = tmp_path / "example"
+    shutil.copytree(REPO / "example_project", root, ignore=shutil.ignore_patterns(
+        "results", "logs", ".expops", ".snakemake", "workflow"))
+    project = Project(root)
+    project.generate()
+    lint = project.command([SNAKEMAKE, "--lint"], check=False)
+    assert lint.returncode == 0 and "Lints for rule" not in lint.output, lint.output
+    runtime = yaml.safe_load((root / "workflow/envs/expops-smk-runtime.yaml").read_text())
+    pip = next(item["pip"] for item in runtime["dependencies"] if isinstance(item, dict))
+    # The running environment, pinned: expops-smk's dependencies and what the scripts import.
+    assert any(line.startswith("scikit-learn==") for line in pip) and any(line.startswith("pyarrow==") for line in pip)

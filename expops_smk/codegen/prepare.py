@@ -154,6 +154,7 @@ def generate_project(root: Path) -> list[GeneratedFile]:
         "processes": list(project.processes),
     }
     _write_stamp(root, stamp)
+    write_python_launcher(root)
     return written
 
 
