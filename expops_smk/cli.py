@@ -232,7 +232,8 @@ def clean(project: Path, dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     for path in report.skipped_links:
         click.echo(f"skipped {os.path.relpath(path, Path.cwd())} (a symlink or inside one: not followed)")
-    click.echo(f"{verb} {len(report.removed)} files, {'freeing' if dry_run else 'freed'} "
+    environments = f" and {len(report.environments)} environments" if report.environments else ""
+    click.echo(f"{verb} {len(report.removed)} files{environments}, {'freeing' if dry_run else 'freed'} "
                f"{report.freed_bytes / 1e6:.1f} MB; workflow/ is kept (expops-smk generate rewrites it)")
 
 

@@ -121,6 +121,9 @@ def test_two_environments_end_to_end(tmp_path: Path) -> None:
 
     assert_printed_command_runs(project, "report")
 
+    cleaned = project.command([EXPOPS_SMK, "clean", "."])
+    assert "and 2 environments" in cleaned.output and not envs.exists(), cleaned.output
+
 
 def assert_printed_command_runs(project: Project, process: str) -> None:
     """The command `snakemake -n -p` prints for ``process``'s job, pasted into bash in the project

@@ -4,8 +4,8 @@ An environment is created once and cached under ``.expops/envs/<digest>/``, wher
 its requirement files' content, the interpreter that creates it and the expops-smk version: editing
 a requirements file makes a new environment, and the old one stays until ``expops-smk gc``.
 
-The environment gets its requirements and, through one ``.pth`` file written after them, the site
-folders of the interpreter that runs Snakemake, where expops-smk and its dependencies (pandas,
+The environment gets its requirements and, through one ``.pth`` file, the site folders of the
+interpreter that runs Snakemake, where expops-smk and its dependencies (pandas,
 pyarrow) are installed. Reinstalling those into every environment would take a network and a
 minute per environment; seen through the ``.pth`` they cost nothing, they are the very versions
 that wrote the project's other artifacts, and the environment's own packages still come first on
@@ -91,17 +91,22 @@ def ensure_venv(root: Path, name: str, digest: str, requirements: list[Path]) ->
 
 
 def _build(root: Path, name: str, target: Path, requirements: list[Path], log: Path) -> None:
-    """A venv at ``target`` with ``requirements`` installed, one file after the other (so a failure
-    names its file), then the ``.pth`` that adds the running interpreter's site folders."""
+    """A venv at ``target`` that sees the running interpreter's packages (the ``.pth``), with
+    ``requirements`` installed one file after the other (so a failure names its file).
+
+    The ``.pth`` comes first, so the installer counts what the running environment already has
+    (numpy, pandas, ...) as satisfied, as for a ``--system-site-packages`` venv: only what is
+    missing or pinned differently is installed, into the environment (never into the other one).
+    """
     with open(log, "w", encoding="utf-8") as out:
         _run([*_venv_command(target)], root, out, name, None, log)
         python = target / "bin" / "python"
+        purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                      check=True, capture_output=True, text=True).stdout.strip())
+        purelib.mkdir(parents=True, exist_ok=True)
+        (purelib / RUNTIME_PTH).write_text(runtime_pth(), encoding="utf-8")
         for requirement in requirements:
             _run([*_pip_command(python), "-r", str(requirement)], root, out, name, requirement, log)
-    purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                                  check=True, capture_output=True, text=True).stdout.strip())
-    purelib.mkdir(parents=True, exist_ok=True)
-    (purelib / RUNTIME_PTH).write_text(runtime_pth(), encoding="utf-8")
 
 
 def runtime_pth() -> str:
@@ -199,7 +204,8 @@ def folder_size(path: Path) -> int:
 
 
 def remove_environments(root: Path, keep: set[str], dry_run: bool) -> tuple[list[Path], int]:
-    """Delete every environment folder (and its log, lock and markers) whose digest is not kept."""
+    """Delete every environment folder (and its log, lock and markers) whose digest is not kept, and
+    folders left half-built by a killed creator; return the environment folders and the bytes freed."""
     folder = envs_dir(root)
     if not folder.is_dir() or folder.is_symlink():
         return [], 0
@@ -207,10 +213,25 @@ def remove_environments(root: Path, keep: set[str], dry_run: bool) -> tuple[list
     freed = 0
     for path in sorted(folder.iterdir()):
         digest = path.name.split(".")[0]
-        if path.name.startswith(".") or digest in keep or path.is_symlink():
+        if path.name.startswith(".building-"):  # left by a creator that was killed, unless still running
+            if _creator_alive(path):
+                continue
+        elif path.name.startswith(".") or digest in keep or path.is_symlink():
             continue
-        removed.append(path)
+        if path.is_dir() and not path.name.startswith("."):
+            removed.append(path)  # the environments; their logs, locks and markers go with them
         freed += folder_size(path) if path.is_dir() else path.stat().st_size
         if not dry_run:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     return removed, freed
+
+
+def _creator_alive(building: Path) -> bool:
+    """Whether the process that names ``.building-<digest>-<pid>`` still runs (on this host)."""
+    try:
+        os.kill(int(building.name.rsplit("-", 1)[1]), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
