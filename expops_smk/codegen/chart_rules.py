@@ -13,13 +13,13 @@ from string import Template
 from typing import Mapping
 
 from expops_smk.codegen.directives import job_module
-from expops_smk.codegen.environments import RUNTIME_ENV
+from expops_smk.codegen.environments import rule_conda_file, rule_python
 from expops_smk.codegen.files import template
-from expops_smk.config.model import ProjectConfig
+from expops_smk.config.model import ChartSpec, ProjectConfig
 from expops_smk.config.names import rule_name
 from expops_smk.graph.expansion import Graph
 from expops_smk.graph.probes import ResolvedChart, probe_location
-from expops_smk.layout import MANIFEST, PYTHON_LAUNCHER, chart_dir
+from expops_smk.layout import MANIFEST, chart_dir
 from expops_smk.store.hashing import hash_bytes
 
 REPORT_CATEGORY = "Charts"
@@ -30,13 +30,15 @@ def render_chart_rules(project: ProjectConfig, graph: Graph, charts: Mapping[str
     """``rules/charts.smk``: one rule per chart and ``CHART_TARGETS`` for ``rule all``."""
     rule_template = template("chart_rule.smk.tmpl")
     module = job_module(project.execution, "charts")
-    rules = [render_chart_rule(graph, chart, rule_template, module) for chart in charts.values()]
+    rules = [render_chart_rule(graph, chart, rule_template, module, _software(project, chart.spec))
+             for chart in charts.values()]
     targets = [f'    "{chart_dir(name)}",' for name in charts]
     return template("charts.smk.tmpl").substitute(
-        header, targets="\n".join(targets), rules="\n\n".join(rules), **_software()).rstrip() + "\n"
+        header, targets="\n".join(targets), rules="\n\n".join(rules), **_software(project, None)).rstrip() + "\n"
 
 
-def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Template, module: str) -> str:
+def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Template, module: str,
+                      software: Mapping[str, str]) -> str:
     spec = chart.spec
     inputs = dict.fromkeys(f"{probe_location(graph, probe).results_dir}/{MANIFEST}" for probe in chart.probes)
     probes = hash_bytes(json.dumps([[probe.key, probe.id] for probe in chart.probes]).encode())
@@ -52,10 +54,11 @@ def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Templat
         code=spec.function.code_hash,
         probes=probes,
         module=module,
-        **_software(),
+        **software,
     ).rstrip()
 
 
-def _software() -> dict[str, str]:
-    """Charts and report files run where Snakemake runs (``expops_smk.codegen.environments``)."""
-    return {"python": PYTHON_LAUNCHER, "conda": f"../envs/{RUNTIME_ENV}.yaml"}
+def _software(project: ProjectConfig, chart: ChartSpec | None) -> dict[str, str]:
+    """The interpreter and conda file of a chart's rule (its environment's; ``report_files``: where
+    Snakemake runs); see ``expops_smk.codegen.environments``."""
+    return {"python": rule_python(project, chart), "conda": rule_conda_file(project, chart)}

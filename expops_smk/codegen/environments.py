@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from expops_smk import __version__
-from expops_smk.config.model import EnvironmentSpec, ProcessSpec, ProjectConfig
+from expops_smk.config.model import ChartSpec, EnvironmentSpec, ProcessSpec, ProjectConfig
 from expops_smk.layout import PYTHON_LAUNCHER, WORKFLOW_DIR, environment_python
 
 RUNTIME_ENV = "expops-smk-runtime"
@@ -31,7 +31,7 @@ RUNTIME_ENV = "expops-smk-runtime"
 ENVS_FOLDER = f"{WORKFLOW_DIR}/envs"
 
 
-def rule_python(project: ProjectConfig, spec: ProcessSpec | None) -> str:
+def rule_python(project: ProjectConfig, spec: ProcessSpec | ChartSpec | None) -> str:
     """The interpreter a rule's command runs (relative to the project folder)."""
     env = _environment(project, spec)
     if env is not None and env.kind == "venv":
@@ -39,14 +39,14 @@ def rule_python(project: ProjectConfig, spec: ProcessSpec | None) -> str:
     return PYTHON_LAUNCHER
 
 
-def rule_conda_file(project: ProjectConfig, spec: ProcessSpec | None) -> str:
+def rule_conda_file(project: ProjectConfig, spec: ProcessSpec | ChartSpec | None) -> str:
     """The rule's ``conda:`` file, relative to ``workflow/rules/`` (Snakemake resolves it from
     the file that defines the rule)."""
     env = _environment(project, spec)
     return f"../envs/{env.name if env is not None else RUNTIME_ENV}.yaml"
 
 
-def _environment(project: ProjectConfig, spec: ProcessSpec | None) -> EnvironmentSpec | None:
+def _environment(project: ProjectConfig, spec: ProcessSpec | ChartSpec | None) -> EnvironmentSpec | None:
     if spec is None or spec.environment is None:
         return None
     return project.environments[spec.environment]

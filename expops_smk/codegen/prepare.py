@@ -78,7 +78,7 @@ def create_environments(workflow_dir: str | Path) -> None:
 
     root = Path(workflow_dir).resolve().parent
     plan = json.loads((root / PLAN_FILE).read_text(encoding="utf-8"))
-    used = {item.get("environment") for item in plan["processes"]}
+    used = {item.get("environment") for item in [*plan["processes"], *plan["charts"]]}
     for env in plan.get("environments", []):
         if env["kind"] != "venv" or env["name"] not in used:
             continue

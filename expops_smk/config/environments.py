@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from expops_smk.config.model import EnvironmentSpec, ProcessSpec, ProjectConfig
+from expops_smk.config.model import ChartSpec, EnvironmentSpec, ProcessSpec, ProjectConfig
 from expops_smk.config.names import did_you_mean, is_safe_name
 from expops_smk.config.parser import ParseContext
 from expops_smk.store.environments import environment_digest
@@ -50,16 +50,25 @@ def parse_environments(ctx: ParseContext) -> dict[str, EnvironmentSpec]:
 def with_environments(ctx: ParseContext, processes: dict[str, ProcessSpec], items: dict[str, dict[str, Any]],
                       environments: dict[str, EnvironmentSpec]) -> dict[str, ProcessSpec]:
     """Each process with its environment: its own ``environment:`` or the default (the first)."""
-    default = next(iter(environments), None)
-    result = {}
-    for name, spec in processes.items():
-        chosen = items.get(name, {}).get("environment", default)
-        if chosen is not None and chosen not in environments:
-            declared = ", ".join(environments) or "none"
-            raise ctx.error("environment", f"unknown environment {chosen!r}{did_you_mean(str(chosen), environments)}"
-                                           f"; declared under environment: {declared}", name)
-        result[name] = replace(spec, environment=chosen)
-    return result
+    return {name: replace(spec, environment=chosen_environment(ctx, name, items.get(name, {}), environments))
+            for name, spec in processes.items()}
+
+
+def with_chart_environments(ctx: ParseContext, charts: dict[str, ChartSpec], items: dict[str, dict[str, Any]],
+                            environments: dict[str, EnvironmentSpec]) -> dict[str, ChartSpec]:
+    """Charts choose their environment as processes do (premier-league's charts need matplotlib)."""
+    return {name: replace(chart, environment=chosen_environment(ctx, name, items.get(name, {}), environments))
+            for name, chart in charts.items()}
+
+
+def chosen_environment(ctx: ParseContext, name: str, item: dict[str, Any],
+                       environments: dict[str, EnvironmentSpec]) -> str | None:
+    chosen = item.get("environment", next(iter(environments), None))
+    if chosen is not None and chosen not in environments:
+        declared = ", ".join(environments) or "none"
+        raise ctx.error("environment", f"unknown environment {chosen!r}{did_you_mean(str(chosen), environments)}"
+                                       f"; declared under environment: {declared}", name)
+    return chosen
 
 
 def environment_field(project: ProjectConfig, spec: ProcessSpec) -> str | None:

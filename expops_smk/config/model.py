@@ -130,6 +130,7 @@ class ChartSpec:
     function: FunctionInfo
     selectors: Mapping[str, str]
     description: str = ""
+    environment: str | None = None  # as for a process
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from expops_smk.config.charts import is_chart, parse_charts
 from expops_smk.config.dataflow import check_dataflow
-from expops_smk.config.environments import parse_environments, with_environments
+from expops_smk.config.environments import parse_environments, with_chart_environments, with_environments
 from expops_smk.config.codehash import ScriptError
 from expops_smk.config.execution import parse_execution
 from expops_smk.config.imports import ScriptImports, script_imports
@@ -85,7 +85,7 @@ def parse_project(ctx: ParseContext) -> ProjectConfig:
     name = ctx.one_line(metadata.get("name", ctx.root.name), "metadata.name", None) or ctx.root.name
     execution = parse_execution(ctx, processes, default_resources)
     processes = with_dependencies(ctx, processes, scripts, execution.track_library_versions)
-    charts = parse_charts(ctx, chart_items, processes, scripts)
+    charts = with_chart_environments(ctx, parse_charts(ctx, chart_items, processes, scripts), chart_items, environments)
     return ProjectConfig(
         root=ctx.root,
         config_file=ctx.config_file,

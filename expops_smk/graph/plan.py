@@ -81,6 +81,7 @@ def plan_to_json(project: ProjectConfig, charts: Mapping[str, ResolvedChart]) ->
             "script": rel(chart.spec.script),
             "function": _function_to_json(chart.spec.function),
             "selectors": dict(chart.spec.selectors),
+            "environment": chart.spec.environment,
             "probes": [{"key": probe.key, "source": probe.source, "process": probe.process,
                         "partition": list(probe.partition), "seed": list(probe.seed), "step": probe.step}
                        for probe in chart.probes],
@@ -164,7 +165,8 @@ def _charts_from_json(items: list[dict[str, Any]], root: Path) -> dict[str, Reso
     for item in items:
         script = root / item["script"]
         spec = ChartSpec(name=item["name"], script=script, function=_function_from_json(item["function"], script, root),
-                         selectors=item["selectors"], description=item["description"])
+                         selectors=item["selectors"], description=item["description"],
+                         environment=item.get("environment"))
         probes = tuple(Probe(p["key"], p["source"], p["process"], tuple(p["partition"]), tuple(p["seed"]), p["step"])
                        for p in item["probes"])
         charts[spec.name] = ResolvedChart(spec, probes)
