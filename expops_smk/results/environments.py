@@ -18,7 +18,7 @@ class EnvironmentRow:
     state: str  # created | failed | missing | "-" (conda: deployed by Snakemake, not here)
     size: int
     folder: str
-    processes: tuple[str, ...]
+    processes: tuple[str, ...]  # and charts
 
     def line(self) -> str:
         name = self.name or "(unreferenced)"
@@ -29,8 +29,8 @@ class EnvironmentRow:
 def environment_rows(project_dir: str | Path) -> list[EnvironmentRow]:
     root = Path(project_dir).resolve()
     project = load_project(root)
-    users = {name: tuple(p for p, spec in project.processes.items() if spec.environment == name)
-             for name in project.environments}
+    users = {name: tuple(p for p, spec in [*project.processes.items(), *project.charts.items()]
+                         if spec.environment == name) for name in project.environments}
     rows = []
     venvs = {env.digest: env for env in project.environments.values() if env.kind == "venv"}
     for env in project.environments.values():
@@ -44,7 +44,7 @@ def environment_rows(project_dir: str | Path) -> list[EnvironmentRow]:
 
 
 def referenced_digests(project_dir: str | Path) -> set[str]:
-    """The venv environments the current project uses (what ``gc`` keeps)."""
+    """The venv environments the current project's processes and charts use (what ``gc`` keeps)."""
     project = load_project(Path(project_dir).resolve())
-    used = {spec.environment for spec in project.processes.values()}
+    used = {spec.environment for spec in [*project.processes.values(), *project.charts.values()]}
     return {env.digest for env in project.environments.values() if env.kind == "venv" and env.name in used}
