@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -237,3 +238,28 @@ def test_example_project_lints_clean(tmp_path: Path) -> None:
     pip = next(item["pip"] for item in runtime["dependencies"] if isinstance(item, dict))
     # The running environment, pinned: expops-smk's dependencies and what the scripts import.
     assert any(line.startswith("scikit-learn==") for line in pip) and any(line.startswith("pyarrow==") for line in pip)
+
+
+def test_rules_run_their_environments_python_and_name_it_in_params(make_project) -> None:
+    from expops_smk.codegen.prepare import generate_project
+
+    config = pipeline([{"name": "load", "environment": "plain"}, {"name": "train"}], "load train",
+                      environment={"main": {"venv": ["a.txt"]}, "plain": {"conda": ["b.yml"]}})
+    root = make_project(config, "def load():\n    return {}\n\ndef train(**kw):\n    return {}\n",
+                        files={"a.txt": "x==1\n", "b.yml": "dependencies: [numpy]\n"})
+    generate_project(root)
+    digest = load_project(root).environments["main"].digest
+    rules = (root / "workflow/rules/processes.smk").read_text()
+    load_rule, train_rule = rules.split("rule load:")[1].split("rule train:")
+    assert f"PYTHONHASHSEED=0 .expops/envs/{digest}/bin/python -m" in train_rule
+    assert f"environment=\"venv environment 'main' {digest}\"" in train_rule
+    assert 'conda:\n        "../envs/main.yaml"' in train_rule
+    # A conda environment runs where Snakemake runs unless Snakemake deploys it.
+    assert "PYTHONHASHSEED=0 .expops/bin/python -m" in load_rule and "../envs/plain.yaml" in load_rule
+    main = yaml.safe_load((root / "workflow/envs/main.yaml").read_text())
+    assert "x==1" in next(item["pip"] for item in main["dependencies"] if isinstance(item, dict))
+    launcher = root / ".expops/bin/python"
+    assert os.access(launcher, os.X_OK)
+    version = subprocess.run([str(launcher), "-c", "import sys; print(sys.executable)"], capture_output=True,
+                             text=True, env={k: v for k, v in os.environ.items() if k != "EXPOPS_PYTHON"})
+    assert Path(version.stdout.strip()) == Path(sys.executable)
