@@ -263,3 +263,19 @@ def test_rules_run_their_environments_python_and_name_it_in_params(make_project)
     version = subprocess.run([str(launcher), "-c", "import sys; print(sys.executable)"], capture_output=True,
                              text=True, env={k: v for k, v in os.environ.items() if k != "EXPOPS_PYTHON"})
     assert Path(version.stdout.strip()) == Path(sys.executable)
+
+
+def test_launcher_quotes_an_interpreter_path_with_spaces_and_dollars(tmp_path: Path, monkeypatch) -> None:
+    from expops_smk.codegen.prepare import write_python_launcher
+
+    folder = tmp_path / 'odd "dir" $HOME `x`'
+    folder.mkdir()
+    (folder / "python").symlink_to(sys.executable)
+    monkeypatch.setattr(sys, "executable", str(folder / "python"))
+    root = tmp_path / "project"
+    root.mkdir()
+    write_python_launcher(root)
+    environ = {k: v for k, v in os.environ.items() if k != "EXPOPS_PYTHON"}
+    done = subprocess.run([".expops/bin/python", "-c", "print('ran')"], cwd=root, capture_output=True, text=True,
+                          env=environ)
+    assert done.stdout == "ran\n", done.stderr
