@@ -100,9 +100,9 @@ def write_python_launcher(root: Path) -> None:
     exports ``EXPOPS_PYTHON``, the interpreter of the Snakemake process the job belongs to;
     outside one, the interpreter of the last parse is used. Under ``--software-deployment-method
     conda`` Snakemake activates the rule's environment (in ``.snakemake/conda/``): its Python then.
-    Rewritten only when its content changes (a few bytes read per parse).
+    Rewritten only when its content changes (a few bytes read per parse), atomically and already
+    executable: cluster jobs re-parse while others run it.
     """
-    from expops_smk.codegen.files import write_if_changed
     from expops_smk.store.files import confined_in_project
 
     python = sys.executable.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
@@ -113,10 +113,16 @@ def write_python_launcher(root: Path) -> None:
               "esac\n"
               f'exec "${{EXPOPS_PYTHON:-{python}}}" "$@"\n')
     path = confined_in_project(root / PYTHON_LAUNCHER, root)
-    if write_if_changed(path, script) or not os.access(path, os.X_OK):
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(path, 0o777 & ~umask)
+    try:
+        if path.read_text(encoding="utf-8") == script and os.access(path, os.X_OK):
+            return
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o777)  # the umask applies
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(script)
+    os.replace(tmp, path)
 
 
 def outer(value: str, count: int) -> str:

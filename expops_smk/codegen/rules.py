@@ -16,9 +16,9 @@ from expops_smk.codegen.directives import job_module, rule_directives
 from expops_smk.codegen.environments import rule_conda_file, rule_python
 from expops_smk.codegen.files import template
 from expops_smk.codegen.patterns import all_locations, input_pattern, output_pattern
+from expops_smk.config.environments import environment_field
 from expops_smk.config.model import ProcessSpec, ProjectConfig, accepted_parameters
 from expops_smk.config.names import rule_name
-from expops_smk.config.environments import environment_field
 from expops_smk.graph.expansion import Graph, ProcessLayout
 from expops_smk.graph.nodes import Stack
 from expops_smk.layout import DATA_DIGEST, LOGS_DIR, job_file_pattern
