@@ -211,11 +211,27 @@ def gc(project: Path, dry_run: bool) -> None:
         click.echo(f"{verb} {os.path.relpath(folder, Path.cwd())}/ (no longer a node of the project)")
     for path in report.kept_files:
         click.echo(f"kept {os.path.relpath(path, Path.cwd())} (not written by expops-smk)")
+    for path in report.environments:
+        click.echo(f"{verb} {os.path.relpath(path, Path.cwd())} (an environment no process uses)")
     if dry_run:  # every path, so a user can check each one before deleting for real
         for path in report.store_files:
             click.echo(f"{verb} {os.path.relpath(path, Path.cwd())} (no current node references it)")
     click.echo(f"{verb} {len(report.stale_folders)} result folders and {len(report.store_files)} store files, "
                f"{'freeing' if dry_run else 'freed'} {report.freed_bytes / 1e6:.1f} MB")
+
+
+@main.command()
+@PROJECT_ARGUMENT
+@reports_errors
+def envs(project: Path) -> None:
+    """List PROJECT's environments: kind, state (created/failed/missing), size, folder, processes."""
+    from expops_smk.results.environments import environment_rows
+
+    rows = environment_rows(project)
+    for row in rows:
+        click.echo(row.line())
+    if not rows:
+        click.echo("no environments: every job runs with the Python that runs Snakemake")
 
 
 @main.command()
@@ -230,7 +246,8 @@ def clean(project: Path, dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     for path in report.skipped_links:
         click.echo(f"skipped {os.path.relpath(path, Path.cwd())} (a symlink or inside one: not followed)")
-    click.echo(f"{verb} {len(report.removed)} files, {'freeing' if dry_run else 'freed'} "
+    environments = f" and {len(report.environments)} environments" if report.environments else ""
+    click.echo(f"{verb} {len(report.removed)} files{environments}, {'freeing' if dry_run else 'freed'} "
                f"{report.freed_bytes / 1e6:.1f} MB; workflow/ is kept (expops-smk generate rewrites it)")
 
 

@@ -91,3 +91,14 @@ NO_CACHE_VARIABLE = "EXPOPS_SMK_NO_CACHE"
 OVERRIDES_VARIABLE = "EXPOPS_SMK_OVERRIDES"
 """JSON of this invocation's ``--config`` parameter overrides, set where the Snakefile is parsed:
 local jobs inherit it from Snakemake, cluster jobs re-parse the Snakefile with the same --config."""
+
+ENVS_DIR = f"{STORE_DIR}/envs"
+"""One folder per created environment, named by its digest (``expops_smk.store.environments``)."""
+PYTHON_LAUNCHER = f"{STORE_DIR}/bin/python"
+"""The interpreter of jobs without an environment of their own, as the rules call it: a small shell
+script that runs the Python that runs Snakemake, so `snakemake -p` prints commands that run as is."""
+
+
+def environment_python(digest: str) -> str:
+    """The interpreter of the environment ``digest``, relative to the project folder."""
+    return f"{ENVS_DIR}/{digest}/bin/python"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-IDS = sorted([f"P{i}" for i in range(1, 9)] + ["C1", "M1"])
-ROW = re.compile(r"^\| ([PCM]\d) \| (.+?) \| (.+?) \| (.+?) \| (\S+) \| (.+?) \| (\S+) \|$")
+IDS = sorted([f"P{i}" for i in range(1, 9)] + ["C1", "M1", "E1", "E2"])
+ROW = re.compile(r"^\| ([PCME]\d+) \| (.+?) \| (.+?) \| (.+?) \| (\S+) \| (.+?) \| (\S+) \|$")
 
 
 @pytest.mark.e2e

@@ -56,6 +56,10 @@ scripts:
   reporting: src/charts.py
   reporting_js: src/charts.js
 data: {path: data/points.csv}
+# conda environments are deployed only under --software-deployment-method conda: jobs run as before.
+environment:
+  main-env: {conda: [envs/main.yml]}
+  charts-env: {conda: [envs/charts.yml]}
 experiment:
   parameters: {data_path: data/points.csv}
   pipeline:
@@ -197,6 +201,7 @@ def write(root: Path, config: str = CONFIG, charts_script: str = CHARTS) -> Path
     return write_project(root, config, MODEL, files={
         "src/charts.py": charts_script, "src/charts.js": "export function live_losses() {}\n",
         "data/points.csv": "x\n" + "".join(f"{x}\n" for x in range(1, 11)),
+        "envs/main.yml": "dependencies: [pandas]\n", "envs/charts.yml": "dependencies: [matplotlib]\n",
     })
 
 

@@ -268,14 +268,15 @@ def test_a_workflow_generated_by_version_0_2_upgrades_itself_without_running_use
     rules = project.root / "workflow/rules/processes.smk"
     stamp = project.root / ".expops/stamp.json"
     snakefile.write_text(snakefile.read_text()  # the 0.2 import line, and no onstart handler yet
-                         .replace("from expops_smk.codegen.prepare import export_forced, outer, prepare",
-                                  "from expops_smk.workflow import outer, prepare")
-                         .replace("onstart:\n    export_forced(workflow)\n", ""))
+                         .replace("from expops_smk.codegen.prepare import create_environments, export_forced, outer, "
+                                  "prepare", "from expops_smk.workflow import outer, prepare")
+                         .replace("onstart:\n    export_forced(workflow)\n    create_environments(workflow.basedir)\n", ""))
     rules.write_text(rules.read_text().replace("-m expops_smk.runtime.launch runtime", "-m expops_smk.launch runtime"))
     stamp.write_text(stamp.read_text().replace(f'"version": "{__version__}"', '"version": "0.2.0"'))
     (project.root / ".expops/generated.json").unlink()  # 0.2 kept no digests of what it generated
     upgraded = project.snakemake()
-    assert "from expops_smk.codegen.prepare import export_forced, outer, prepare" in snakefile.read_text()
+    assert "from expops_smk.codegen.prepare import create_environments, export_forced, outer, prepare" in \
+        snakefile.read_text()
     assert "-m expops_smk.launch runtime" not in rules.read_text()
     assert upgraded.calls == [] and upgraded.executed == set(), upgraded.describe()
     assert_nothing_ran(project.snakemake())

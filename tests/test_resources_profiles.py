@@ -370,8 +370,7 @@ def test_lint_accepts_the_directives(tmp_path: Path) -> None:
     project = Project(make(tmp_path / "p", FULL, **PROCESS_RESOURCES))
     project.generate()
     lint = project.command([SNAKEMAKE, "--lint"], check=False)
-    titles = set(re.findall(r"^\s+\* (.+?):?$", lint.output, flags=re.MULTILINE))
-    assert titles == {"Specify a conda environment or container for each rule."}, lint.output
+    assert lint.returncode == 0 and "Lints for rule" not in lint.output, lint.output
 
 
 @pytest.mark.e2e

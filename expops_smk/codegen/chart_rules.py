@@ -15,9 +15,10 @@ from typing import Mapping
 
 from expops_smk.codegen.checkpoints import ancient, chart_checkpoint_inputs
 from expops_smk.codegen.directives import job_module
+from expops_smk.codegen.environments import rule_conda_file, rule_python
 from expops_smk.codegen.files import template
 from expops_smk.codegen.rules import dependency_params
-from expops_smk.config.model import ProjectConfig
+from expops_smk.config.model import ChartSpec, ProjectConfig
 from expops_smk.config.names import rule_name
 from expops_smk.graph.expansion import Graph
 from expops_smk.graph.probes import ResolvedChart, probe_location
@@ -32,13 +33,15 @@ def render_chart_rules(project: ProjectConfig, graph: Graph, charts: Mapping[str
     """``rules/charts.smk``: one rule per chart and ``CHART_TARGETS`` for ``rule all``."""
     rule_template = template("chart_rule.smk.tmpl")
     module = job_module("charts")
-    rules = [render_chart_rule(graph, chart, rule_template, module) for chart in charts.values()]
+    rules = [render_chart_rule(graph, chart, rule_template, module, _software(project, chart.spec))
+             for chart in charts.values()]
     targets = [f'    "{chart_dir(name)}",' for name in charts]
     return template("charts.smk.tmpl").substitute(
-        header, targets="\n".join(targets), rules="\n\n".join(rules)).rstrip() + "\n"
+        header, targets="\n".join(targets), rules="\n\n".join(rules), **_software(project, None)).rstrip() + "\n"
 
 
-def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Template, module: str) -> str:
+def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Template, module: str,
+                      software: Mapping[str, str]) -> str:
     spec = chart.spec
     locations = [probe_location(graph, probe) for probe in chart.probes]
     inputs = dict.fromkeys(f'"{location.results_dir}/{MANIFEST}"' for location in locations)
@@ -57,4 +60,11 @@ def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Templat
         probes=probes,
         dependencies="".join(f"\n        {line}," for line in dependency_params(spec)),
         module=module,
+        **software,
     ).rstrip()
+
+
+def _software(project: ProjectConfig, chart: ChartSpec | None) -> dict[str, str]:
+    """The interpreter and conda file of a chart's rule (its environment's; ``report_files``: where
+    Snakemake runs); see ``expops_smk.codegen.environments``."""
+    return {"python": rule_python(project, chart), "conda": rule_conda_file(project, chart)}

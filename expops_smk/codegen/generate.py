@@ -21,6 +21,7 @@ from typing import Mapping
 from expops_smk import __version__
 from expops_smk.codegen.chart_rules import render_chart_rules
 from expops_smk.codegen.directives import cold_jobs
+from expops_smk.codegen.environments import render_environment_files
 from expops_smk.codegen.files import GeneratedFile, template, write_if_changed
 from expops_smk.codegen.profiles import render_profiles
 from expops_smk.codegen.rules import render_rules
@@ -45,6 +46,7 @@ def generate(project: ProjectConfig, graph: Graph, charts: Mapping[str, Resolved
         PLAN_FILE: plan_to_json(project, charts),
         **{rel: with_user_profile(project.root, rel, text) for rel, text in render_profiles(project, graph).items()},
         CHARTS_RULES_FILE: render_chart_rules(project, graph, charts, header),
+        **render_environment_files(project),
     }
     check_not_edited(project.root, files)
     written = [GeneratedFile(project.root / rel, write_if_changed(project.root / rel, text))

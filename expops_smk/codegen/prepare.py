@@ -23,7 +23,8 @@ from expops_smk import __version__
 from expops_smk.codegen.read_tokens import reads_token, refresh_tokens
 
 from expops_smk.codegen.checkpoint_markers import forget_markers
-from expops_smk.layout import COMPUTE_CONFIG_FILE, DATA_DIGEST, FORCED_VARIABLE, RESULTS_DIR, STAMP_FILE
+from expops_smk.layout import (COMPUTE_CONFIG_FILE, DATA_DIGEST, FORCED_VARIABLE, PLAN_FILE, PYTHON_LAUNCHER,
+                               RESULTS_DIR, STAMP_FILE)
 
 if TYPE_CHECKING:
     from expops_smk.codegen.files import GeneratedFile
@@ -48,6 +49,7 @@ def prepare(workflow_dir: str | Path, config: Mapping[str, Any] | None = None) -
         _check_results_folders(root, stamp.get("processes", []))
         forget_markers(root)
         activate_overrides(root, config or {})
+        write_python_launcher(root)
     except ExpopsError as exc:
         print(f"expops-smk: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -72,6 +74,66 @@ def export_forced(workflow: Any) -> None:
     rules = sorted(item for item in items if workflow.is_rule(item))
     files = sorted(os.path.relpath(item) for item in items if not workflow.is_rule(item))
     os.environ[FORCED_VARIABLE] = json.dumps({"all": bool(settings.forceall), "rules": rules, "files": files})
+
+
+def create_environments(workflow_dir: str | Path) -> None:
+    """Create the virtualenvs the rules' commands run, before any job starts (``onstart``).
+
+    ``onstart`` runs once, in the main Snakemake process and only when jobs will run (not for
+    ``-n``): locally that is before the first job; on a cluster it is the submitting host, which
+    has the network access pip needs and shares the project folder with the compute nodes, so no
+    job ever installs anything, and a failing requirement stops the run before anything is queued.
+    """
+    from expops_smk.errors import ExpopsError
+    from expops_smk.store.environments import ensure_venv
+
+    root = Path(workflow_dir).resolve().parent
+    plan = json.loads((root / PLAN_FILE).read_text(encoding="utf-8"))
+    used = {item.get("environment") for item in [*plan["processes"], *plan["charts"]]}
+    for env in plan.get("environments", []):
+        if env["kind"] != "venv" or env["name"] not in used:
+            continue
+        try:
+            if ensure_venv(root, env["name"], env["digest"], [root / rel for rel in env["files"]]):
+                print(f"expops-smk: created environment '{env['name']}' in .expops/envs/{env['digest']}",
+                      file=sys.stderr)
+        except ExpopsError as exc:
+            print(f"expops-smk: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+
+def write_python_launcher(root: Path) -> None:
+    """``.expops/bin/python``: the interpreter of jobs without an environment of their own.
+
+    A rule calling it by this relative path prints (``snakemake -p``) a command that runs as is from
+    the project folder and reads the same at every parse, unlike the absolute path of an
+    interpreter (which may hold spaces, and differs on a cluster node). Inside a run the Snakefile
+    exports ``EXPOPS_PYTHON``, the interpreter of the Snakemake process the job belongs to;
+    outside one, the interpreter of the last parse is used. Under ``--software-deployment-method
+    conda`` Snakemake activates the rule's environment (in ``.snakemake/conda/``): its Python then.
+    Rewritten only when its content changes (a few bytes read per parse), atomically and already
+    executable: cluster jobs re-parse while others run it.
+    """
+    from expops_smk.store.files import confined_in_project
+
+    python = sys.executable.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
+    script = ("#!/bin/sh\n"
+              "# The Python of this project's jobs (written by expops-smk at each parse of the Snakefile).\n"
+              'case "${CONDA_PREFIX:-}" in\n'
+              '    */.snakemake/conda/*) exec "$CONDA_PREFIX/bin/python" "$@" ;;\n'
+              "esac\n"
+              f'exec "${{EXPOPS_PYTHON:-{python}}}" "$@"\n')
+    path = confined_in_project(root / PYTHON_LAUNCHER, root)
+    try:
+        if path.read_text(encoding="utf-8") == script and os.access(path, os.X_OK):
+            return
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o777)  # the umask applies
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(script)
+    os.replace(tmp, path)
 
 
 def outer(value: str, count: int) -> str:
@@ -100,6 +162,7 @@ def generate_project(root: Path) -> list[GeneratedFile]:
     specs = [*project.processes.values(), *project.charts.values()]
     rel.update(module for spec in specs for module in spec.modules)
     rel.update(USER_PROFILES.values())  # the user's profile keys are merged into the generated profiles
+    rel.update(path.relative_to(root).as_posix() for env in project.environments.values() for path in env.files)
     distributions = {dist for spec in specs for dist in spec.libraries}
     stamp = {
         "version": __version__,
@@ -111,6 +174,7 @@ def generate_project(root: Path) -> list[GeneratedFile]:
         "processes": list(project.processes),
     }
     _write_stamp(root, stamp)
+    write_python_launcher(root)
     return written
 
 

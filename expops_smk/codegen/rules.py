@@ -14,8 +14,10 @@ from string import Template
 
 from expops_smk.codegen.checkpoints import checkpoint_inputs, is_checkpoint, marker_pattern
 from expops_smk.codegen.directives import job_module, rule_directives
+from expops_smk.codegen.environments import rule_conda_file, rule_python
 from expops_smk.codegen.files import template
 from expops_smk.codegen.patterns import all_locations, input_pattern, output_pattern
+from expops_smk.config.environments import environment_field
 from expops_smk.config.model import ChartSpec, ProcessSpec, ProjectConfig, accepted_parameters
 from expops_smk.config.names import rule_name
 from expops_smk.graph.expansion import Graph, ProcessLayout
@@ -65,6 +67,8 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         params=_params(project, layout),
         extra=rule_directives(project, graph, layout, wildcards),
         module=job_module("runtime"),
+        python=rule_python(project, spec),
+        conda=rule_conda_file(project, spec),
         process=spec.name,
         # "--seed=-2-7", not "--seed -2-7": argparse would take a value starting with '-' for an option.
         wildcard_args="".join(f" --{w}={{wildcards.{w}}}" for w in wildcards),
@@ -127,6 +131,9 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
         lines.append(f'fanout="seeds={list(spec.seeds)}"')
     if not any(layer.kind == "seed" for layer in layout.stack):
         lines.append(f'random_seed="reproducibility.random_seed={project.random_seed}"')
+    environment = environment_field(project, spec)
+    if environment is not None:
+        lines.append(f"environment={_python_string(environment)}")
     return "\n".join(f"{INDENT}{line}," for line in lines)
 
 

@@ -86,6 +86,8 @@ class ProcessSpec:
     # distributions it imports (name -> version at generation); see config.imports/libraries.
     modules: Mapping[str, str] = field(default_factory=dict)
     libraries: Mapping[str, str] = field(default_factory=dict)
+    # The name of its entry in the project's ``environment:`` section (None: Snakemake's own).
+    environment: str | None = None
 
     @property
     def is_split(self) -> bool:
@@ -94,6 +96,25 @@ class ProcessSpec:
     @property
     def is_aggregation(self) -> bool:
         return self.data_aggregation or self.seed_aggregation
+
+
+@dataclass(frozen=True)
+class EnvironmentSpec:
+    """One entry of ExpOps' ``environment:`` section: ``venv`` (requirement files) or ``conda``
+    (environment files); ``digest`` covers the files' content (``expops_smk.store.environments``)."""
+
+    name: str
+    kind: str
+    files: tuple[Path, ...]
+    digest: str
+
+    def to_json(self, root: Path) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "digest": self.digest,
+                "files": [path.relative_to(root).as_posix() for path in self.files]}
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any], root: Path) -> EnvironmentSpec:
+        return cls(payload["name"], payload["kind"], tuple(root / f for f in payload["files"]), payload["digest"])
 
 
 @dataclass(frozen=True)
@@ -111,6 +132,7 @@ class ChartSpec:
     description: str = ""
     modules: Mapping[str, str] = field(default_factory=dict)  # as for ProcessSpec
     libraries: Mapping[str, str] = field(default_factory=dict)
+    environment: str | None = None  # as for a process
 
 
 @dataclass(frozen=True)
@@ -131,6 +153,8 @@ class ProjectConfig:
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
     # Static charts by name; they are not processes: no rule consumes them and they have no nodes.
     charts: Mapping[str, ChartSpec] = field(default_factory=dict)
+    # ExpOps' ``environment:`` section by name, in the order written (the first is the default).
+    environments: Mapping[str, EnvironmentSpec] = field(default_factory=dict)
 
     def children(self) -> dict[str, list[str]]:
         """Map each process to the processes that consume its outputs, in topological order."""

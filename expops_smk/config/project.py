@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from expops_smk.config.charts import is_chart, parse_charts
 from expops_smk.config.dataflow import check_dataflow
+from expops_smk.config.environments import parse_environments, with_chart_environments, with_environments
 from expops_smk.config.codehash import ScriptError
 from expops_smk.config.execution import parse_execution
 from expops_smk.config.imports import ScriptImports, script_imports
@@ -54,7 +55,7 @@ def parse_project(ctx: ParseContext) -> ProjectConfig:
     data_path = parse_data_path(ctx)
     compute = ctx.mapping(ctx.raw.get("compute"), "compute")
     default_resources = ctx.parse_resources(compute.get("resources"), "compute.resources", None)
-    ctx.mapping(ctx.raw.get("environment"), "environment")
+    environments = parse_environments(ctx)
     declared = parse_process_list(ctx, pipeline)
     ctx.declared = set(declared)
     chart_items = {name: item for name, item in declared.items() if is_chart(item)}
@@ -77,12 +78,13 @@ def parse_project(ctx: ParseContext) -> ProjectConfig:
                             scripts, global_parameters)
         for name in order
     }
+    processes = with_environments(ctx, processes, declared, environments)
     check_dataflow(ctx, processes, global_parameters)
     metadata = ctx.mapping(ctx.raw.get("metadata"), "metadata")
     # One line: the name is written into comments of the generated Snakefile.
     name = ctx.one_line(metadata.get("name", ctx.root.name), "metadata.name", None) or ctx.root.name
     execution = parse_execution(ctx, processes, default_resources)
-    charts = parse_charts(ctx, chart_items, processes, scripts)
+    charts = with_chart_environments(ctx, parse_charts(ctx, chart_items, processes, scripts), chart_items, environments)
     processes, charts = with_dependencies(ctx, processes, charts, scripts, execution.track_library_versions)
     return ProjectConfig(
         root=ctx.root,
@@ -96,6 +98,7 @@ def parse_project(ctx: ParseContext) -> ProjectConfig:
         default_resources=default_resources,
         execution=execution,
         charts=charts,
+        environments=environments,
         warnings=tuple(ctx.warnings),
     )
 

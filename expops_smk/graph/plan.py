@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from expops_smk.config.codehash import FunctionInfo
-from expops_smk.config.model import ChartSpec, DataSplit, ExecutionSettings, ProcessSpec, ProjectConfig
+from expops_smk.config.model import (ChartSpec, DataSplit, EnvironmentSpec, ExecutionSettings, ProcessSpec,
+                                    ProjectConfig)
 from expops_smk.graph.probes import Probe, ResolvedChart
 
 PLAN_FORMAT = 4
@@ -60,6 +61,7 @@ def plan_to_json(project: ProjectConfig, charts: Mapping[str, ResolvedChart]) ->
             "retries": spec.retries,
             "modules": dict(spec.modules),
             "libraries": dict(spec.libraries),
+            "environment": spec.environment,
         })
     payload = {
         "format": PLAN_FORMAT,
@@ -72,6 +74,7 @@ def plan_to_json(project: ProjectConfig, charts: Mapping[str, ResolvedChart]) ->
         "default_resources": project.default_resources,
         "execution": project.execution.to_json(),
         "processes": processes,
+        "environments": [env.to_json(project.root) for env in project.environments.values()],
         "charts": [{
             "name": chart.name,
             "description": chart.spec.description,
@@ -80,6 +83,7 @@ def plan_to_json(project: ProjectConfig, charts: Mapping[str, ResolvedChart]) ->
             "selectors": dict(chart.spec.selectors),
             "modules": dict(chart.spec.modules),
             "libraries": dict(chart.spec.libraries),
+            "environment": chart.spec.environment,
             "probes": [{"key": probe.key, "source": probe.source, "process": probe.process,
                         "partition": list(probe.partition), "seed": list(probe.seed), "step": probe.step}
                        for probe in chart.probes],
@@ -138,6 +142,7 @@ def plan_from_json(text: str, root: Path) -> Plan:
             retries=item["retries"],
             modules=item["modules"],
             libraries=item["libraries"],
+            environment=item.get("environment"),
         )
     charts = _charts_from_json(payload["charts"], root)
     project = ProjectConfig(
@@ -152,6 +157,7 @@ def plan_from_json(text: str, root: Path) -> Plan:
         default_resources=payload["default_resources"],
         execution=ExecutionSettings.from_json(payload["execution"]),
         charts={name: chart.spec for name, chart in charts.items()},
+        environments={env["name"]: EnvironmentSpec.from_json(env, root) for env in payload.get("environments", [])},
     )
     return Plan(project, charts)
 
@@ -162,7 +168,8 @@ def _charts_from_json(items: list[dict[str, Any]], root: Path) -> dict[str, Reso
         script = root / item["script"]
         spec = ChartSpec(name=item["name"], script=script, function=_function_from_json(item["function"], script, root),
                          selectors=item["selectors"], description=item["description"],
-                         modules=item["modules"], libraries=item["libraries"])
+                         modules=item["modules"], libraries=item["libraries"],
+                         environment=item.get("environment"))
         probes = tuple(Probe(p["key"], p["source"], p["process"], tuple(p["partition"]), tuple(p["seed"]), p["step"])
                        for p in item["probes"])
         charts[spec.name] = ResolvedChart(spec, probes)

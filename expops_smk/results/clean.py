@@ -22,9 +22,10 @@ from typing import Iterator
 from expops_smk.errors import ExpopsError
 from expops_smk.graph.expansion import build_graph
 from expops_smk.graph.plan import read_plan
-from expops_smk.layout import CHART_RECORD, LOGS_DIR, MANIFEST, METRICS_FILE, PLAN_FILE, RESULTS_DIR, RUN_FILE, STORE_DIR, chart_dir
+from expops_smk.layout import CHART_RECORD, ENVS_DIR, LOGS_DIR, MANIFEST, METRICS_FILE, PLAN_FILE, RESULTS_DIR, RUN_FILE, STORE_DIR, chart_dir
 from expops_smk.runtime.run_key import recorded_folder_key
 from expops_smk.store.artifacts import Artifact, parse_artifacts
+from expops_smk.store.environments import remove_environments
 
 REPORT_FILES_DIR = f"{RESULTS_DIR}/report"
 
@@ -34,6 +35,7 @@ class CleanReport:
     removed: list[Path] = field(default_factory=list)
     skipped_links: list[Path] = field(default_factory=list)
     freed_bytes: int = 0
+    environments: list[Path] = field(default_factory=list)  # .expops/envs/ entries, removed whole
 
 
 def clean(project_dir: Path, dry_run: bool) -> CleanReport:
@@ -48,6 +50,10 @@ def clean(project_dir: Path, dry_run: bool) -> CleanReport:
             report.removed.append(path)
     # A hard-linked artifact and its store object are the same bytes: count each inode once.
     report.freed_bytes = sum({(st.st_dev, st.st_ino): st.st_size for st in map(os.lstat, report.removed)}.values())
+    # Environments are folders expops-smk created whole (their bin/python is a symlink to the
+    # interpreter, which rmtree removes without following): removed as folders, not file by file.
+    report.environments, freed = remove_environments(root, set(), dry_run)
+    report.freed_bytes += freed
     if not dry_run:
         for path in report.removed:
             path.unlink()
@@ -72,7 +78,7 @@ def _recorded_files(root: Path) -> Iterator[Path]:
     yield from _walk(root, root / LOGS_DIR / "charts", "*.log")
     yield root / LOGS_DIR / "report_files.log"
     yield from _walk(root, root / REPORT_FILES_DIR, "*")
-    yield from _walk(root, root / STORE_DIR, "*")
+    yield from (path for path in _walk(root, root / STORE_DIR, "*") if not path.is_relative_to(root / ENVS_DIR))
 
 
 def node_files(root: Path, results_dir: str) -> Iterator[Path]:

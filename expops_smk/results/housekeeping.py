@@ -3,21 +3,25 @@
 gc keeps exactly what the current project can use: the result folders of its current nodes and the
 run records those folders were produced by. Everything else (the files nodes of removed processes
 or partitions wrote, run records of earlier parameter/code/data states, objects only they
-referenced) is deleted; files the tool did not write stay where they are. Collected states can no longer be restored without running user code.
+referenced) is deleted, and so are environments under .expops/envs/ that no current environment
+entry uses; files the tool did not write stay where they are. Collected states can no longer be
+restored without running user code.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from expops_smk.config.project import load_project
 from expops_smk.graph.expansion import build_graph
 from expops_smk.results.clean import is_inside, node_files, remove_empty_dirs
 from expops_smk.layout import MANIFEST, RESULTS_DIR, RUN_FILE
+from expops_smk.results.environments import referenced_digests
 from expops_smk.runtime.run_key import location_key, recorded_folder_key
 from expops_smk.store.artifact_store import Store
+from expops_smk.store.environments import remove_environments
 from expops_smk.store.maintenance import collect_store_garbage, verify_artifacts
 
 
@@ -27,6 +31,7 @@ class GcReport:
     store_files: list[Path]
     freed_bytes: int
     kept_files: list[Path]  # in stale folders, not written by the tool
+    environments: list[Path] = field(default_factory=list)  # unreferenced .expops/envs/ entries
 
 
 def collect_garbage(project_dir: str | Path, dry_run: bool) -> GcReport:
@@ -56,7 +61,8 @@ def collect_garbage(project_dir: str | Path, dry_run: bool) -> GcReport:
         remove_empty_dirs(root, set(stale))
     kept = sorted({path for folder in stale for path in folder.rglob("*") if path.is_symlink() or not path.is_dir()} - set(written))
     removed, freed = collect_store_garbage(Store(root), keep_run_keys, results, dry_run, ignore_dirs=frozenset(stale))
-    return GcReport(stale, removed, freed + freed_by_folders, kept)
+    environments, freed_by_envs = remove_environments(root, referenced_digests(root), dry_run)
+    return GcReport(stale, removed, freed + freed_by_folders + freed_by_envs, kept, environments)
 
 
 def _unshared_size(path: Path) -> int:

@@ -138,6 +138,8 @@ def _differences(recorded: dict[str, Any], current: dict[str, Any], graph: Graph
         reasons.append("random_seed changed")
     if recorded.get("data") != current["data"]:
         reasons.append("data changed")
+    if recorded.get("environment") != current.get("environment"):
+        reasons.append(f"environment changed (now {current.get('environment') or 'the one running Snakemake'})")
     old_inputs = {entry[0]: entry[2] for entry in recorded.get("inputs", [])}
     for folder, _, digests in current["inputs"]:
         if old_inputs.get(folder) != digests:

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from expops_smk.config.environments import environment_field
 from expops_smk.config.libraries import installed_versions
 from expops_smk.config.model import ProcessSpec, ProjectConfig, accepted_parameters
 from expops_smk.graph.nodes import Node, NodeInput
@@ -37,7 +38,7 @@ def run_payload(project: ProjectConfig, spec: ProcessSpec, node: Node,
     *why* a node would re-run, so every field is kept readable rather than pre-hashed.
     """
     function = spec.function
-    return {
+    payload = {
         "format": RUNTIME_FORMAT,
         "node": node.id,
         "code": function.code_hash if function else "builtin-split-1",
@@ -53,6 +54,10 @@ def run_payload(project: ProjectConfig, spec: ProcessSpec, node: Node,
                    for item, m in manifests],
         "data": data_digest,
     }
+    environment = environment_field(project, spec)
+    if environment is not None:  # absent otherwise: the keys of projects without environments stay as they were
+        payload["environment"] = environment
+    return payload
 
 
 def hash_payload(payload: Mapping[str, Any]) -> str:
