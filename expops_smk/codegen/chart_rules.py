@@ -2,8 +2,8 @@
 
 A chart's XPath selectors were resolved when the project was validated, so each rule reads those
 nodes' manifests (literal paths) and writes its PNGs into ``results/charts/<chart>/``, marked for
-``snakemake --report``. Its command's comment lines hash the chart function's code and the resolved probes: either
-changing re-draws the chart (see ``rules.shell_command``).
+``snakemake --report``. Its params hash the chart function's code and the resolved probes: either
+changing re-draws the chart.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Mapping
 
 from expops_smk.codegen.directives import job_module
 from expops_smk.codegen.files import template
-from expops_smk.codegen.rules import job_command, shell_command
 from expops_smk.config.model import ProjectConfig
 from expops_smk.config.names import rule_name
 from expops_smk.graph.expansion import Graph
@@ -49,5 +48,7 @@ def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Templat
         input="\n".join(f'        "{path}",' for path in inputs),
         output=chart_dir(spec.name),
         category=REPORT_CATEGORY,
-        shell=shell_command([("code", spec.function.code_hash), ("probes", probes)], job_command(module, spec.name)),
+        code=spec.function.code_hash,
+        probes=probes,
+        module=module,
     ).rstrip()

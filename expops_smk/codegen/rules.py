@@ -1,14 +1,15 @@
 """``workflow/rules/processes.smk``: one Snakemake rule per process, plus the final targets.
 
 A rule's wildcards are ``{partition}`` and ``{seed}`` for the fan-outs above its process; its only
-declared output is each node's small ``_outputs.json`` manifest, and its ``shell:`` starts with comment
-lines naming what changes the result (code hash, parameters, fan-out, seed), so Snakemake re-runs
-exactly the rules whose code or parameters changed.
+declared output is each node's small ``_outputs.json`` manifest, and its ``params:`` carry what
+changes the result (code hash, parameters, fan-out, seed), so Snakemake re-runs exactly the rules
+whose code or parameters changed.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from string import Template
 
 from expops_smk.codegen.directives import job_module, rule_directives
@@ -54,17 +55,13 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         input=input_block,
         output=f"{INDENT}{output_pattern(layout)},",
         log=job_file_pattern(LOGS_DIR, spec.name, wildcards, ".log"),
+        params=_params(project, layout),
         extra=rule_directives(project, graph, layout, wildcards),
-        shell=shell_command(_result_inputs(project, layout), job_command(
-            job_module(project.execution, "runtime"), spec.name,
-            # "--seed=-2-7", not "--seed -2-7": argparse would take a value starting with '-' for an option.
-            "".join(f" --{w}={{wildcards.{w}}}" for w in wildcards))),
+        module=job_module(project.execution, "runtime"),
+        process=spec.name,
+        # "--seed=-2-7", not "--seed -2-7": argparse would take a value starting with '-' for an option.
+        wildcard_args="".join(f" --{w}={{wildcards.{w}}}" for w in wildcards),
     ).rstrip()
-
-
-def job_command(module: str, name: str, arguments: str = "") -> str:
-    """The job's command line, as a Python literal (Snakemake formats ``{log}`` and wildcards)."""
-    return f"'PYTHONHASHSEED=0 \"$EXPOPS_PYTHON\" -m {module} {name}{arguments} --log {{log}}'"
 
 
 def _docstring(spec: ProcessSpec, layout: ProcessLayout) -> str:
@@ -84,54 +81,46 @@ def wildcards_of(stack: Stack) -> list[str]:
     return [w for w, kind in (("partition", "data"), ("seed", "seed")) if kind in kinds]
 
 
-def _result_inputs(project: ProjectConfig, layout: ProcessLayout) -> list[tuple[str, str]]:
-    """Everything that changes what the job computes, as (name, value), so Snakemake re-runs it
-    when one changes (see ``shell_command``).
+def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
+    """Everything that changes what the job computes, so Snakemake re-runs it when one changes.
 
     The project's ``random_seed`` only matters to nodes outside seed fan-outs (inside one, the
-    branch seed replaces it), so only those carry it. Each value says what it is, for a reader of
-    the rule. ``modules`` and ``libraries`` (the project modules and installed distributions the
-    script imports) are included so that an edited helper module or an upgraded library re-runs
-    exactly the processes that import them.
+    branch seed replaces it), so only those carry it. Snakemake prints changed params by value
+    alone ("before: ... now: ..."), so each value says what it is. ``modules`` and ``libraries``
+    (the project modules and installed distributions the script imports) are included so that an
+    edited helper module or an upgraded library re-runs exactly the processes that import them.
     """
     spec = layout.spec
     lines = []
     if spec.function is not None:
-        lines.append(("code", f"code of {spec.function.name}(): {spec.function.code_hash}"))
-        lines.append(("parameters", json.dumps(accepted_parameters(project, spec), sort_keys=True, default=str)))
+        lines.append(f'code="code of {spec.function.name}(): {spec.function.code_hash}"')
+        parameters = _without_wildcards(json.dumps(accepted_parameters(project, spec), sort_keys=True, default=str))
+        lines.append(f"parameters={_python_string(parameters)}")
     else:
-        lines.append(("code", "builtin-split-1"))
+        lines.append('code="builtin-split-1"')
     if spec.modules:
-        lines.append(("modules", " ".join(f"{p}={h}" for p, h in spec.modules.items())))
+        lines.append(f"modules={_python_string(' '.join(f'{p}={h}' for p, h in spec.modules.items()))}")
     if spec.libraries:
-        lines.append(("libraries", " ".join(f"{d}=={v}" for d, v in spec.libraries.items())))
+        lines.append(f"libraries={_python_string(' '.join(f'{d}=={v}' for d, v in spec.libraries.items()))}")
     if spec.data_split is not None:
         split = spec.data_split
         size = list(split.row_counts) if split.row_counts is not None else split.count
-        lines.append(("fanout", f"data_name={split.data_name} size={size}"))
+        lines.append(f'fanout="data_name={split.data_name} size={size}"')
     elif spec.seeds is not None:
-        lines.append(("fanout", f"seeds={list(spec.seeds)}"))
+        lines.append(f'fanout="seeds={list(spec.seeds)}"')
     if not any(layer.kind == "seed" for layer in layout.stack):
-        lines.append(("random_seed", f"reproducibility.random_seed={project.random_seed}"))
-    return lines
+        lines.append(f'random_seed="reproducibility.random_seed={project.random_seed}"')
+    return "\n".join(f"{INDENT}{line}," for line in lines)
 
 
-def shell_command(result_inputs: list[tuple[str, str]], command: str) -> str:
-    """The ``shell:`` of a rule: comment lines naming what the result depends on, then ``command``.
-
-    Snakemake re-runs a job whose rule's command text changed ("Code has changed since last
-    execution"), comparing strings. These values used to be ``params:``, which Snakemake compares
-    for every up-to-date job of every run, and serializing params imports pandas into Snakemake
-    (0.3 s and 70 MB of a no-op run, half of what Snakemake needs otherwise). Braces are doubled
-    (Snakemake formats the command, a ``{name}`` would be a wildcard) and control characters
-    escaped (a newline would end the comment), so no value can become part of the command.
-    """
-    comments = [_python_string(f"# {name}: {_literal(value)}\n") for name, value in result_inputs]
-    return "\n".join(f"{INDENT}{line}" for line in [*comments, command])
+def _without_wildcards(json_text: str) -> str:
+    """JSON whose strings spell '{' as ``\\u007b``: Snakemake would read ``{name}`` in a params
+    string as a wildcard (it has no escape for braces). A structural '{' is always followed by '"'
+    or '}', so only braces inside strings change, and the JSON still decodes to the same value."""
+    return _WILDCARD_START.sub(r"\\u007b", json_text)
 
 
-def _literal(value: str) -> str:
-    return value.encode("unicode_escape").decode("ascii").replace("{", "{{").replace("}", "}}")
+_WILDCARD_START = re.compile(r"\{(?=\s*\w)")
 
 
 def _python_string(text: str) -> str:

@@ -154,7 +154,7 @@ def effective_parameters(project: ProjectConfig, spec: ProcessSpec) -> dict[str,
 def accepted_parameters(project: ProjectConfig, spec: ProcessSpec) -> dict[str, Any]:
     """The parameters the function actually receives (signature-filtered unless it takes **kwargs).
 
-    Only these go into the rule's command (``codegen.rules.shell_command``), so editing a global parameter re-runs just the
+    Only these go into the rule's ``params:``, so editing a global parameter re-runs just the
     processes whose functions take it.
     """
     params = effective_parameters(project, spec)
