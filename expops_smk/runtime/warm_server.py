@@ -15,8 +15,10 @@ the client then runs cold and starts a fresh server. It exits once it has had no
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
+import io
 import json
 import os
 import random
@@ -30,7 +32,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from expops_smk.runtime.launch import (IDLE_VARIABLE, MAX_MESSAGE_BYTES, SERVER_PID_VARIABLE, claim, receive,
                                        run_entry_point, send)
@@ -101,7 +103,33 @@ def main(argv: list[str] | None = None) -> int:
     if task is None:
         log("exiting: " + ("idle" if server.listener is not None else "replaced, its last job is done"))
         return 0
-    return task.run()
+    leave(task.run())
+
+
+def leave(code: int) -> NoReturn:
+    """End a forked child as the interpreter's exit would, without its finalization.
+
+    Finalizing clears every module and object the child inherited from the server, which writes
+    to their reference counts and so copies nearly every page of the server's heap: 40-90 ms per
+    job on the benchmark machine, against 3 ms for fork and ``os._exit`` and 4 ms for restoring a
+    node. What an exit must still do is done here: wait for the non-daemon threads user code
+    started, run the atexit handlers (logging's flush among them), flush files left open with
+    data in their buffers (the child's own objects only: the server's are frozen out of ``gc``),
+    then the standard streams.
+    """
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for item in gc.get_objects():
+        if isinstance(item, io.IOBase):
+            with contextlib.suppress(Exception):
+                if not item.closed and item.writable():
+                    item.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code & 0xFF)  # what sys.exit(code) makes of a code outside 0-255
 
 
 def idle_seconds() -> float:
