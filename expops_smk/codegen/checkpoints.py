@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from expops_smk.codegen.patterns import input_pattern
+from expops_smk.codegen.patterns import first_partition_pattern
 from expops_smk.config.model import ProjectConfig
 from expops_smk.graph.expansion import Graph, ProcessLayout
 from expops_smk.graph.nodes import Layer, Node, Stack
@@ -69,9 +69,11 @@ def checkpoint_inputs(project: ProjectConfig, graph: Graph, layout: ProcessLayou
 
     Each is ``ancient()``: the edge is there for the re-check alone. Whether the job must run
     follows from its direct parents; a changed outer partition must not re-run a node below an
-    inner split whose own partition came back unchanged.
+    inner split whose own partition came back unchanged. So any one output of the split job will
+    do: its first partition (see ``first_partition_pattern``; an ``expand()`` over 1,000
+    partitions per job made ``snakemake -n`` of 11k nodes 1.46x slower).
     """
-    return [ancient(input_pattern(graph.layouts[ancestor], layout.stack))
+    return [ancient(first_partition_pattern(graph.layouts[ancestor], layout.stack))
             for ancestor in fanout_ancestors(project, graph, layout.name)]
 
 

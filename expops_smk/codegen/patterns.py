@@ -92,3 +92,27 @@ def output_pattern(layout: ProcessLayout) -> str:
 def all_locations(layout: ProcessLayout) -> str:
     pattern, values, _ = _folder_pattern(layout.name, layout.output_stack, ())
     return _render_pattern(pattern, values, {})
+
+
+def first_partition_pattern(split: ProcessLayout, node_stack: Stack) -> str:
+    """The manifest of a data split's first partition, in the node's outer branches (one file).
+
+    Snakemake finds the producer of a file by matching it against the rule's outputs in order,
+    so the first of a split's 1,000 outputs is found at once, where the node's own partition would
+    cost 500 matches on average per job. Layers the node does not share are at their first value.
+    """
+    own = split.child_layer
+    pattern, values, trims = _folder_pattern(split.name, split.output_stack, tuple(layer for layer in node_stack if layer != own))
+    outer = [layer for layer in split.output_stack if layer.kind == "data" and layer != own]
+    node_data = [layer for layer in node_stack if layer.kind == "data"]
+    open_count = 0
+    while open_count < len(outer) and outer[open_count] in node_data:
+        open_count += 1
+    trims.pop("partition", None)
+    if open_count and open_count < len(node_data):
+        trims["partition"] = open_count
+    for name in values:  # d<depth> / s<depth>: the depth-th data / seed layer of the folder
+        kind = "data" if name.startswith("d") else "seed"
+        layer = [item for item in split.output_stack if item.kind == kind][int(name[1:]) - 1]
+        pattern = pattern.replace("{" + name + "}", "1" if kind == "data" else str(layer.values[0]))
+    return _render_pattern(pattern, {}, trims)
