@@ -274,6 +274,17 @@ def test_compute_config_becomes_the_defaults(tmp_path: Path) -> None:
     assert directive(rules_of(project.root)["load"], "threads") == "4"
 
 
+def test_a_key_given_twice_in_compute_config_warns_and_the_last_wins(tmp_path: Path) -> None:
+    """ExpOps' own premier-league template gives ``queue`` twice (``"normal"``, then ``null``): it must
+    run unchanged, as in ExpOps (the last value wins), and the user is told."""
+    compute = COMPUTE.replace("  queue: long\n", "  queue: long\n  worker_cores: 2\n")
+    project = load_project(make(tmp_path / "p", None, compute=compute))
+    assert project.execution.resources["cpus"] == 2
+    assert [w for w in project.warnings if "duplicate" in w] == [
+        "p/configs/compute_config.yaml: line 8: duplicate key 'worker_cores' (first given at line 4); "
+        "the last value is used, as in ExpOps"]
+
+
 def test_explicit_execution_settings_win_over_compute_config(tmp_path: Path) -> None:
     project = load_project(make(tmp_path / "p", {"resources": {"mem_mb": 2000, "threads": 1}, "jobs": 3},
                                 compute=COMPUTE))

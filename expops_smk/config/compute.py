@@ -27,7 +27,7 @@ def read_compute_config(root: Path, warnings: list[str]) -> tuple[dict[str, Any]
     path = root / COMPUTE_CONFIG_FILE
     if not path.is_file():
         return {}, None
-    raw = read_yaml(path, root)
+    raw = read_yaml(path, root, warnings)  # ExpOps' own template gives a key twice here
     shown = shown_path(path, root)
     if str(raw.get("provider", "")).lower() != "slurm":
         return {}, None

@@ -4,7 +4,9 @@ A config is user input that anything may have written (a generator, a merge gone
 collaborator), so it is loaded with the safe loader (no Python tags), capped in bytes and in the
 number of values it expands to (alias bombs), and every fault becomes a ``ConfigError`` naming the
 file and line instead of a YAML traceback. A key given twice in one mapping is an error too:
-YAML loaders silently keep the last one, so a second ``parameters:`` would replace the first.
+YAML loaders silently keep the last one, so a second ``parameters:`` would replace the first. Where
+ExpOps' own files have one (its premier-league template's ``compute_config.yaml`` gives ``queue``
+twice), the caller may ask for a warning instead, and the last value wins as it does in ExpOps.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def strict_loader(base: type) -> type:
     """``base`` with mappings that reject a key given twice (naming its line and the first one).
 
     Only construction changes, so the libyaml parser of ``CSafeLoader`` stays in use. Keys that
-    arrive through a ``<<`` merge may be overridden, as YAML intends; explicit keys may not.
+    arrive through a ``<<`` merge may be overridden, as YAML intends; explicit keys may not. A
+    loader whose ``duplicates`` attribute is a list records each one there instead of raising.
     """
     if base not in _STRICT_LOADERS:
         import yaml
@@ -49,16 +52,20 @@ def strict_loader(base: type) -> type:
                     except TypeError:
                         continue  # an unhashable key: the base constructor reports it
                     if earlier is not key_node:
-                        raise yaml.constructor.ConstructorError(
-                            None, None, f"duplicate key {key!r} (first given at line {earlier.start_mark.line + 1})",
-                            key_node.start_mark)
+                        problem = f"duplicate key {key!r} (first given at line {earlier.start_mark.line + 1})"
+                        if self.duplicates is None:
+                            raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+                        self.duplicates.append(f"line {key_node.start_mark.line + 1}: {problem}")
             return base.construct_mapping(self, node, deep)
 
-        _STRICT_LOADERS[base] = type(f"Strict{base.__name__}", (base,), {"construct_mapping": construct_mapping})
+        _STRICT_LOADERS[base] = type(f"Strict{base.__name__}", (base,),
+                                     {"construct_mapping": construct_mapping, "duplicates": None})
     return _STRICT_LOADERS[base]
 
 
-def read_yaml(path: Path, root: Path) -> dict[str, Any]:
+def read_yaml(path: Path, root: Path, warnings: list[str] | None = None) -> dict[str, Any]:
+    """The mapping in ``path``; with ``warnings``, a key given twice is a warning (the last value
+    wins) rather than an error."""
     shown = shown_path(path, root)
     if not path.is_file():
         raise ConfigError(shown, None, "project config not found (expected configs/project_config.yaml)")
@@ -75,7 +82,13 @@ def read_yaml(path: Path, root: Path) -> dict[str, Any]:
     import yaml  # here, not at module top: jobs import this module (through the plan) but never read YAML
 
     try:
-        loaded = yaml.load(text, Loader=strict_loader(safe_loader()))
+        loader = strict_loader(safe_loader())(text)
+        duplicates: list[str] | None = [] if warnings is not None else None
+        loader.duplicates = duplicates
+        try:
+            loaded = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -88,6 +101,8 @@ def read_yaml(path: Path, root: Path) -> dict[str, Any]:
         # Scalar constructors raise plain Python errors (`2020-13-45`: ValueError, `!!timestamp x`:
         # AttributeError, a 5,000-digit int: ValueError); each is a fault of the file, not a crash.
         raise ConfigError(shown, None, f"invalid YAML: {type(exc).__name__}: {exc}") from None
+    if warnings is not None:
+        warnings.extend(f"{shown}: {duplicate}; the last value is used, as in ExpOps" for duplicate in duplicates or [])
     _check_bounded(loaded, shown)
     if not isinstance(loaded, dict):
         raise ConfigError(shown, None, "top level must be a mapping")
