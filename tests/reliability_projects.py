@@ -197,7 +197,7 @@ def runtime_jobs(root_pid: int) -> list[Proc]:
     """The job processes below ``root_pid`` (not their shells): ``python -m expops_smk.runtime.launch
     runtime`` (killing one makes its warm server kill the node it forked) or, cold, the runtime."""
     return [proc for proc in descendants(root_pid)
-            if ("-m expops_smk.runtime.launch runtime" in proc.cmdline or "-m expops_smk.runtime" in proc.cmdline)
+            if ("-m expops_smk.runtime.launch runtime " in proc.cmdline or "-m expops_smk.runtime " in proc.cmdline)
             and Path(proc.cmdline.split(" ")[0]).name.startswith("python") and not has_exited(proc.pid)]
 
 

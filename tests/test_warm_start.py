@@ -362,3 +362,19 @@ def test_freshness_sees_a_replaced_module_at_once_and_a_module_edited_in_place_w
         handle.write("# edited\n")
     os.utime(script, ns=(past, time.time_ns() + 10**10))
     assert project.changed()
+
+
+def test_a_cold_job_dies_with_its_launcher(tmp_path: Path) -> None:
+    """The cold launcher forks the node: Snakemake killing the job (the launcher) must kill the node
+    too, or it would go on writing results for a job already reported failed."""
+    root = write_project(tmp_path / "project", CONFIG, SCRIPT, script_path="src/main.py")
+    generate_project(root)
+    project = Warm(root, {**_env(), "PYTHONHASHSEED": "0", "EXPOPS_SMK_WARM": "0"})
+    job = project.start("sleepy")
+    assert wait_for(lambda: "calling sleepy" in project.job_log("sleepy"), 60)
+    children = [int(pid) for pid in Path(f"/proc/{job.pid}/task/{job.pid}/children").read_text().split()]
+    assert len(children) == 1
+    job.kill()
+    job.wait(timeout=30)
+    assert wait_for(lambda: has_exited(children[0]), 10)
+    assert not (root / "results/sleepy/_outputs.json").exists()

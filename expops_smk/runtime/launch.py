@@ -86,9 +86,11 @@ def run_cold(entry: str, args: list[str]) -> int:
     if not hasattr(os, "fork"):
         return run_entry_point(entry, args)
     done_read, done_write = os.pipe()
+    launcher = os.getpid()
     child = os.fork()
     if child == 0:
         os.close(done_read)
+        die_with_parent(launcher)  # Snakemake killing the job (this launcher) kills the node
         try:
             code = run_entry_point(entry, args)
         except SystemExit as exc:  # argparse's usage errors (user code's are caught in the job)
@@ -111,6 +113,22 @@ def run_cold(entry: str, args: list[str]) -> int:
     reported = os.read(done_read, 1) == b"1"
     os.close(done_read)
     return exit_status(entry, args, status, reported=reported, relayed=relayed)
+
+
+def die_with_parent(parent: int) -> None:
+    """Ask the kernel to kill this forked child when ``parent`` dies (the launcher, or the warm
+    server): its job's failure is then reported, and a job whose failure was reported must not go on
+    writing results. Linux only (prctl); elsewhere a killed launcher leaves its node running."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
+        os._exit(1)  # the parent died before the request took effect: nobody waits for this job
+
+
+_PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>
 
 
 def exit_status(entry: str, args: list[str], status: int, reported: bool, relayed: set[int] = frozenset()) -> int:

@@ -35,13 +35,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from expops_smk.runtime.launch import (IDLE_VARIABLE, MAX_MESSAGE_BYTES, SERVER_PID_VARIABLE, claim, receive,
-                                       run_entry_point, send)
+                                       die_with_parent, run_entry_point, send)
 from expops_smk.runtime.preload import Freshness, freshness, modules_to_preload, preload, project_scripts
 
 
 DEFAULT_IDLE_SECONDS = 60.0
 _PEER_CREDENTIALS = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
-_PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>
 
 
 @dataclass
@@ -250,7 +249,7 @@ class Server:
                      done: int) -> ChildTask:
         """Drop the server's state and take the client's streams, directory and environment."""
         server_pid = os.getppid()
-        _die_with_parent(server_pid)
+        die_with_parent(server_pid)
         self.selector.close()
         for job in self.jobs.values():
             job.connection.close()
@@ -300,16 +299,6 @@ class Server:
         except KeyError:
             pass  # unregistered when the client went away
         job.connection.close()
-
-
-def _die_with_parent(parent: int) -> None:
-    """Ask the kernel to kill this child if the server dies: its client then reports the job
-    failed, and a job whose failure was reported must not go on writing results."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
-        os._exit(1)  # the server died before the request took effect: the client reports it
 
 
 def _kill(job: _Job, signum: int) -> None:
