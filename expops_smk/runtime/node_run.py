@@ -31,6 +31,7 @@ from expops_smk.graph.nodes import Node, NodeInput
 from expops_smk.graph.plan import read_plan
 from expops_smk.layout import DATA_DIGEST, MANIFEST, METRICS_FILE, PLAN_FILE, RUN_FILE
 from expops_smk.runtime import user_api
+from expops_smk.runtime.datums import GrowingSplit
 from expops_smk.runtime.launch import SERVER_PID_VARIABLE, report
 from expops_smk.runtime.forcing import cache_bypass_reason
 from expops_smk.runtime.run_key import hash_payload, location_key, recorded_folder_key, run_payload
@@ -90,6 +91,8 @@ class NodeRun:
         self.spec: ProcessSpec = self.layout.spec
         self.store = Store(root)
         self.inputs: list[NodeInput] = self.graph.inputs(self.node)
+        split = self.spec.data_split
+        self.growing = GrowingSplit(root, self.project, process) if split is not None and split.dynamic else None
         self.user_modules: dict[Path, str] = {}  # script -> module name, set when executing
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -162,6 +165,8 @@ class NodeRun:
                                      [f"{loc.results_dir}/{MANIFEST}" for loc in locations], self.project.execution.benchmark)
         if bypass:
             self.say(f"run cache bypassed ({bypass}): executing user code")
+        if self.growing is not None:  # it looks at the new data: see runtime/datums.py
+            bypass = bypass or "a growing-data split reads its data each time it is scheduled"
         if not bypass and all(self.store.restore_run(location_key(run_key, loc), self.location_dir(loc),
                                                      recorded_folder_key(self.root, loc.results_dir))
                               for loc in locations):
@@ -172,8 +177,11 @@ class NodeRun:
         else:
             outputs = self.execute(manifests)
             computed = time.perf_counter() - started
+            locations = self.growing.locations() if self.growing is not None else locations
             for location, values in zip(locations, outputs):
                 self.write_outputs(location, values, run_key, computed)
+            if self.growing is not None:
+                self.growing.record(self.store)
             outcome = "executed"
         elapsed = time.perf_counter() - started
         for location in locations:
@@ -347,21 +355,27 @@ class NodeRun:
         return function
 
     def split(self, result: dict[str, Any]) -> list[dict[str, Any]]:
-        from expops_smk.runtime.splitting import SplitError, empty_partitions, split_rows
+        from expops_smk.runtime.splitting import SplitError, empty_partitions, split_buckets, split_rows
 
         split = self.spec.data_split
         assert split is not None
-        if split.data_name not in result:
+        if split.data_name not in result and split.files is None:
             raise self.fail(f"data_name '{split.data_name}' is not among the values to split "
                             f"(available: {', '.join(sorted(result)) or 'none'})")
         try:
-            parts = split_rows(result[split.data_name], split.count, split.row_counts)
+            if self.growing is not None:
+                return self.growing.cut(result)
+            if split.by is not None and split.buckets is not None:
+                parts = split_buckets(result[split.data_name], split.by, split.buckets)
+            else:
+                parts = split_rows(result[split.data_name], split.count, split.row_counts)
         except SplitError as exc:
-            raise self.fail(f"data_parallelism: {exc}") from None
+            raise self.fail(f"data_parallelism.{split.mode}: {exc}") from None
         empty = empty_partitions(parts)
         if empty and split.row_counts is None:  # explicit 0 sizes were already warned about at validation
-            self.warn(f"data_parallelism.size {split.count}: the data has fewer rows than partitions; "
-                      f"partition(s) p{', p'.join(map(str, empty))} are empty")
+            cause = (f"size {split.count}: the data has fewer rows than partitions" if split.buckets is None
+                     else f"buckets {split.buckets}: no key hashes to some buckets")
+            self.warn(f"data_parallelism.{cause}; partition(s) p{', p'.join(map(str, empty))} are empty")
         return [{**result, split.data_name: part} for part in parts]
 
 
