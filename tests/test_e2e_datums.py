@@ -148,3 +148,68 @@ def test_files_mode_runs_one_chain_per_added_changed_or_removed_file(tmp_path: P
     labels = [p["label"] for p in partitions(project, "images")]
     assert "data/images/img07.txt" not in labels and labels[-1] == "data/images/img21.txt"
     assert project.snakemake().nothing_to_do
+
+
+BY_CONFIG = """\
+scripts: {main: src/main.py}
+data: {path: data/sales.csv}
+experiment:
+  pipeline:
+    process_adjlist: |
+      load split
+      split seeds
+      seeds fit
+      fit report
+    processes:
+      - name: load
+      - {name: split, data_parallelism: {by: shop}}
+      - {name: seeds, seed_parallelism: {seeds: [1, 2]}}
+      - name: fit
+      - {name: report, data_aggregation: true, seed_aggregation: true}
+"""
+
+BY_MAIN = CALLS_HELPER + '''
+import pandas as pd
+
+
+def load():
+    called("load")
+    return {"data": pd.read_csv("data/sales.csv")}
+
+
+def fit(data, random_seed):
+    called(f"fit {data['shop'].iloc[0]} {random_seed}")
+    return {"sold": int(data["sold"].sum()) * random_seed}
+
+
+def report(sold):
+    called("report")
+    return {"total": sum(v for branch in sold.values() for v in branch.values())}
+'''
+
+SALES = "shop,sold\nnorth,1\nsouth,2\neast,3\nnorth,4\nwest,5\n"
+
+
+def test_by_mode_runs_only_the_chain_of_the_key_that_got_a_row(tmp_path: Path) -> None:
+    project = Project(write_project(tmp_path / "by", BY_CONFIG, BY_MAIN, script_path="src/main.py",
+                                    files={"data/sales.csv": SALES}))
+    cold = project.run()
+    assert len([c for c in cold.calls if c.startswith("fit")]) == 8
+    # Keys are numbered in sorted order on a cold run; the label shows the key.
+    assert [(p["id"], p["label"]) for p in partitions(project, "split")] == [
+        ("p1", "shop=east"), ("p2", "shop=north"), ("p3", "shop=south"), ("p4", "shop=west")]
+    with open(project.root / "data/sales.csv", "a", encoding="utf-8") as handle:
+        handle.write("south,10\n")
+    grown = project.snakemake()
+    assert sorted(grown.calls) == ["fit south 1", "fit south 2", "load", "report"]
+    with open(project.root / "data/sales.csv", "a", encoding="utf-8") as handle:
+        handle.write("central,7\n")  # sorts first, but keeps the existing keys' ids
+    added = project.snakemake()
+    assert sorted(added.calls) == ["fit central 1", "fit central 2", "load", "report"]
+    assert partitions(project, "split")[-1]["label"] == "shop=central" and partitions(project, "split")[-1]["id"] == "p5"
+    assert project.value("report", "total") == 3 * (1 + 2 + 3 + 4 + 5 + 10 + 7)
+
+    project.edit("configs/project_config.yaml", "by: shop", "by: store")
+    failed = project.snakemake(check=False)
+    assert failed.returncode != 0
+    assert "node 'split': data_parallelism.by: column 'store' is not in the data (columns: shop, sold)" in failed.output

@@ -1,6 +1,6 @@
 """What the generated rules of growing-data splits call while Snakemake parses the Snakefile.
 
-Kept apart from the generator (it imports only the partition-list module) because every parse,
+Kept apart from the generator (it imports only the partition list and file lister) because every parse,
 including each cluster job's, evaluates these. ``files:`` splits list their files here, at parse
 time (as ``glob_wildcards`` would): the files become the checkpoint's declared inputs, so Snakemake
 itself notices a file added, removed (the input list changes) or edited (modification time, or
@@ -14,8 +14,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from expops_smk.graph.partitions import partition_numbers, source_files
+from expops_smk.graph.partitions import partition_numbers
 from expops_smk.layout import CONFIG_FILE
+from expops_smk.store.sources import source_files
 
 __all__ = ["datum_files", "partition_numbers"]
 

@@ -13,6 +13,7 @@ from typing import Any
 from expops_smk.config.model import DEFAULT_DATA_NAME, DataSplit
 from expops_smk.config.names import is_safe_key
 from expops_smk.config.parser import ParseContext, is_int
+from expops_smk.store.sources import source_files
 
 MAX_FANOUT = 100_000
 # Seeds become path segments (results/<process>/s<seed>/): bounding them to 64-bit integers keeps
@@ -72,6 +73,10 @@ def _growing_split(ctx: ParseContext, name: str, section: dict[str, Any], mode: 
     if mode == "files":
         if value.startswith("/") or ".." in value.replace("\\", "/").split("/"):
             raise ctx.error(field, f"{value!r} must be a relative path inside the project", name)
+        try:
+            source_files(ctx.root, value)
+        except ValueError as exc:
+            raise ctx.error(field, str(exc), name) from None
         return DataSplit(0, None, data_name, files=value)
     buckets = section.get("buckets")
     if buckets is not None and (not is_int(buckets) or not 1 <= buckets <= MAX_FANOUT):

@@ -13,7 +13,6 @@ manifest, which is what ``status`` compares to say which partitions are new, cha
 
 from __future__ import annotations
 
-import glob
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,25 +70,3 @@ def partition_numbers(path: str | Path) -> list[int]:
     payload = json.loads(Path(path).read_text(encoding="utf-8"))
     return [int(item["number"]) for item in payload["partitions"]]
 
-
-def source_files(root: Path, pattern: str) -> list[str]:
-    """Files (relative posix paths, sorted) that a ``files:`` split takes: a glob, or every file of
-    a folder. Matches outside the project (through ``..`` or a symlink) are refused: the partition
-    ids and run keys would depend on files the project does not own. Raises ValueError on none."""
-    base = root.resolve()
-    target = root / pattern
-    if target.is_dir():
-        candidates = sorted(target.iterdir())
-    else:
-        candidates = sorted(Path(match) for match in glob.glob(str(target), recursive=True))
-    found: list[str] = []
-    for path in candidates:
-        if not path.is_file() or path.name.startswith("."):
-            continue
-        resolved = path.resolve()
-        if not resolved.is_relative_to(base):
-            raise ValueError(f"{path.relative_to(root).as_posix()} lies outside the project (symlink)")
-        found.append(path.relative_to(root).as_posix())
-    if not found:
-        raise ValueError(f"{pattern!r} matches no file")
-    return found

@@ -27,13 +27,13 @@ from expops_smk.config.model import DataSplit, ProjectConfig
 from expops_smk.errors import ExpopsError
 from expops_smk.graph.expansion import Graph
 from expops_smk.graph.nodes import Node
-from expops_smk.graph.partitions import (Partition, numbering_file, partitions_file, partitions_json, read_partitions,
-                                         source_files)
+from expops_smk.graph.partitions import Partition, numbering_file, partitions_file, partitions_json, read_partitions
 from expops_smk.layout import MANIFEST, RUN_FILE
 from expops_smk.runtime.run_key import recorded_folder_key
 from expops_smk.runtime.splitting import SplitError, chunk_bounds, split_by, split_chunks
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.hashing import hash_bytes, hash_file
+from expops_smk.store.sources import source_files
 
 FILE_DIGEST_KEY = "__file_digest"
 
