@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e import CALLS_HELPER, Project
+from e2e import CALLS_HELPER, EXPOPS_SMK, Project
 from expops_smk import load_all
 from projects import write_project
 
@@ -134,6 +134,11 @@ def test_files_mode_runs_one_chain_per_added_changed_or_removed_file(tmp_path: P
     assert len(partitions(project, "images")) == 20
 
     (project.root / "data/images/img21.txt").write_text("y" * 21, encoding="utf-8")
+    (project.root / "data/images/img03.txt").write_text("w" * 3, encoding="utf-8")
+    status = project.command([EXPOPS_SMK, "status", "."]).stdout
+    assert ("images (files=data/images/*.txt): next run: 1 new (data/images/img21.txt); "
+            "1 changed (p3 data/images/img03.txt); 19 unchanged") in status
+    (project.root / "data/images/img03.txt").write_text("x" * 3, encoding="utf-8")  # back: unchanged
     added = project.snakemake()
     assert sorted(added.calls) == ["embed data/images/img21.txt", "score 21 1", "score 21 2", "summary"]
 
@@ -144,6 +149,8 @@ def test_files_mode_runs_one_chain_per_added_changed_or_removed_file(tmp_path: P
     (project.root / "data/images/img07.txt").unlink()
     removed = project.snakemake()
     assert removed.calls == ["summary"]
+    status = project.command([EXPOPS_SMK, "status", "."]).stdout
+    assert "next run: 20 unchanged" in status
     assert project.value("summary", "count") == 20
     labels = [p["label"] for p in partitions(project, "images")]
     assert "data/images/img07.txt" not in labels and labels[-1] == "data/images/img21.txt"
@@ -202,6 +209,8 @@ def test_by_mode_runs_only_the_chain_of_the_key_that_got_a_row(tmp_path: Path) -
         handle.write("south,10\n")
     grown = project.snakemake()
     assert sorted(grown.calls) == ["fit south 1", "fit south 2", "load", "report"]
+    status = project.command([EXPOPS_SMK, "status", "."]).stdout
+    assert "split (by=shop): last run: 1 changed (p3 shop=south); 3 unchanged" in status
     with open(project.root / "data/sales.csv", "a", encoding="utf-8") as handle:
         handle.write("central,7\n")  # sorts first, but keeps the existing keys' ids
     added = project.snakemake()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from expops_smk.layout import PARTITIONS_FILE, RESULTS_DIR, STORE_DIR
 
@@ -30,6 +31,8 @@ class Partition:
     label: str
     key: str      # what identifies it across runs: chunk number, key value or file path
     digest: str   # content digest of its manifest
+    source: str = ""  # files mode: the file's content digest
+    change: str = ""  # against the split's previous run: new, changed or unchanged
 
     @property
     def id(self) -> str:
@@ -53,16 +56,31 @@ def read_partitions(root: Path, process: str, relative: str | None = None) -> li
     declared output being missing or different)."""
     try:
         payload = json.loads((root / (relative or partitions_file(process))).read_text(encoding="utf-8"))
-        return [Partition(int(item["number"]), str(item["label"]), str(item["key"]), str(item["digest"]))
+        return [Partition(int(item["number"]), str(item["label"]), str(item["key"]), str(item["digest"]),
+                          str(item.get("source", "")), str(item.get("change", "")))
                 for item in payload["partitions"]]
     except (OSError, ValueError, KeyError, TypeError):
         return []
 
 
-def partitions_json(process: str, mode: str, partitions: list[Partition]) -> dict[str, object]:
+def partitions_json(process: str, mode: str, partitions: Sequence[Partition],
+                    removed: Sequence[Partition] = ()) -> dict[str, object]:
+    def entry(p: Partition) -> dict[str, object]:
+        return {"id": p.id, "number": p.number, "label": p.label, "key": p.key, "digest": p.digest,
+                "source": p.source, "change": p.change}
+
     return {"format": PARTITIONS_FORMAT, "process": process, "mode": mode,
-            "partitions": [{"id": p.id, "number": p.number, "label": p.label, "key": p.key, "digest": p.digest}
-                           for p in partitions]}
+            "partitions": [entry(p) for p in partitions], "removed": [entry(p) for p in removed]}
+
+
+def read_removed(root: Path, process: str) -> list[Partition]:
+    """The partitions the split's last run dropped (a removed file, a key no row has any more)."""
+    try:
+        payload = json.loads((root / partitions_file(process)).read_text(encoding="utf-8"))
+        return [Partition(int(item["number"]), str(item["label"]), str(item["key"]), str(item["digest"]))
+                for item in payload.get("removed", [])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def partition_numbers(path: str | Path) -> list[int]:

@@ -96,15 +96,18 @@ class GrowingSplit:
     def record(self, store: Store) -> None:
         """Write ``_partitions.json`` (after the partitions' manifests) and clear the folders of
         partitions that no longer exist, which this split wrote (the previous list records them)."""
+        before = {old.number: old for old in self.previous}
         partitions = []
         for number, cut in zip(self.numbers, self.cuts):
             manifest = self.root / Node(self.process, (number,)).results_dir / MANIFEST
-            partitions.append(Partition(number, cut.label, cut.key, hash_bytes(manifest.read_bytes())))
-        current = set(self.numbers)
-        for old in self.previous:
-            if old.number not in current:
-                self._clear(store, Node(self.process, (old.number,)))
-        payload = partitions_json(self.process, self.split.mode, sorted(partitions, key=lambda p: p.number))
+            digest = hash_bytes(manifest.read_bytes())
+            change = "new" if number not in before else "unchanged" if before[number].digest == digest else "changed"
+            partitions.append(Partition(number, cut.label, cut.key, digest,
+                                        str(cut.values.get(FILE_DIGEST_KEY, "")), change))
+        removed = [old for old in self.previous if old.number not in set(self.numbers)]
+        for old in removed:
+            self._clear(store, Node(self.process, (old.number,)))
+        payload = partitions_json(self.process, self.split.mode, sorted(partitions, key=lambda p: p.number), removed)
         store.put_json(self.root / numbering_file(self.process), payload)
         store.put_json(self.root / partitions_file(self.process), payload)
 
