@@ -27,7 +27,7 @@ from common import MEMORY_LIMIT, REPO, Row, Section, Settings, machine_descripti
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 MARKER = "<!-- everything below this line is kept when run.py rewrites the file -->"
 DEFAULT_EXPOPS_PYTHON = Path("/work/expops-venv/bin/python")
-BENCHMARKS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8")
+BENCHMARKS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "D1", "D2")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def suites(selected: set[str]) -> list[tuple[str, str]]:
     """(module, ids) in running order; cheap data benchmarks last so a failure early is seen early."""
     plan = [("bench_jobs", {"P1", "P2", "P3"}), ("bench_incremental", {"P5"}),
-            ("bench_example", {"P4", "P8"}), ("bench_data", {"P6", "P7"})]
+            ("bench_example", {"P4", "P8"}), ("bench_data", {"P6", "P7"}), ("bench_datums", {"D1", "D2"})]
     return [(module, ",".join(sorted(ids & selected))) for module, ids in plan if ids & selected]
 
 

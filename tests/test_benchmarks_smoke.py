@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-IDS = [f"P{i}" for i in range(1, 9)]
-ROW = re.compile(r"^\| (P\d) \| (.+?) \| (.+?) \| (.+?) \| (\S+) \| (.+?) \| (\S+) \|$")
+IDS = sorted([f"P{i}" for i in range(1, 9)] + ["D1", "D2"])
+ROW = re.compile(r"^\| ([PD]\d) \| (.+?) \| (.+?) \| (.+?) \| (\S+) \| (.+?) \| (\S+) \|$")
 
 
 @pytest.mark.e2e
@@ -25,7 +25,7 @@ def test_quick_benchmark_prints_every_id_with_a_ratio(tmp_path: Path) -> None:
         cwd=REPO, capture_output=True, text=True, timeout=900,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    rows = [ROW.match(line) for line in done.stdout.splitlines() if line.startswith("| P")]
+    rows = [ROW.match(line) for line in done.stdout.splitlines() if re.match(r"\| [PD]\d ", line)]
     assert all(rows), done.stdout
     by_id: dict[str, list[str]] = {}
     for row in rows:
