@@ -30,7 +30,7 @@ from expops_smk.graph.nodes import Node
 from expops_smk.graph.partitions import Partition, numbering_file, partitions_file, partitions_json, read_partitions
 from expops_smk.layout import MANIFEST, RUN_FILE
 from expops_smk.runtime.run_key import recorded_folder_key
-from expops_smk.runtime.splitting import SplitError, chunk_bounds, split_by, split_chunks
+from expops_smk.runtime.splitting import SplitError, split_by, split_chunks
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.hashing import hash_bytes, hash_file
 from expops_smk.store.sources import source_files
@@ -82,10 +82,9 @@ class GrowingSplit:
             raise SplitError(f"data_name '{name}' is not among the values to split "
                              f"(available: {', '.join(sorted(result)) or 'none'})")
         if split.rows_per_partition is not None:
-            chunks = split_chunks(result[name], split.rows_per_partition)
-            bounds = chunk_bounds(sum(_length(chunk) for chunk in chunks), split.rows_per_partition)
-            return [_Cut(str(k), f"rows {a}-{b - 1}", {**result, name: chunk})
-                    for k, (chunk, (a, b)) in enumerate(zip(chunks, bounds), start=1)]
+            per = split.rows_per_partition
+            return [_Cut(str(k), f"rows {(k - 1) * per}-{(k - 1) * per + _length(chunk) - 1}", {**result, name: chunk})
+                    for k, chunk in enumerate(split_chunks(result[name], per), start=1)]
         assert split.by is not None
         groups = split_by(result[name], split.by)
         return [_Cut(key, f"{split.by}={key}", {**result, name: part}) for key, part in sorted(groups.items())]

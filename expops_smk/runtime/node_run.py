@@ -370,7 +370,8 @@ class NodeRun:
             else:
                 parts = split_rows(result[split.data_name], split.count, split.row_counts)
         except SplitError as exc:
-            raise self.fail(f"data_parallelism.{split.mode}: {exc}") from None
+            field = "data_parallelism" if split.mode == "size" else f"data_parallelism.{split.mode}"
+            raise self.fail(f"{field}: {exc}") from None
         empty = empty_partitions(parts)
         if empty and split.row_counts is None:  # explicit 0 sizes were already warned about at validation
             cause = (f"size {split.count}: the data has fewer rows than partitions" if split.buckets is None
