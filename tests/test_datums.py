@@ -165,3 +165,12 @@ def test_charts_cannot_probe_inside_a_growing_split(tmp_path: Path, selector: st
         assert caught.value.field == "probe_paths.probed" and "inside the growing-data split 'split'" in str(caught.value)
     else:
         generate_project(root)
+
+
+def test_buckets_are_a_fixed_layer(tmp_path: Path) -> None:
+    root = growing({"by": "shop", "buckets": 4}, tmp_path / "p")
+    assert [n.label for n in build_graph(load_project(root)).nodes()][1:5] == [f"train P{k}" for k in range(1, 5)]
+    generate_project(root)
+    rules = (root / "workflow/rules/processes.smk").read_text()
+    assert 'expand("results/split/p{d1}/_outputs.json", d1=range(1, 5))' in rules
+    assert 'fanout="data_name=data by=shop buckets=4"' in rules

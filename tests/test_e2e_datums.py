@@ -77,6 +77,8 @@ def test_appending_rows_runs_only_the_last_and_new_chunks(rows_project: Project)
     project = rows_project
     with open(project.root / "data/raw.csv", "a", encoding="utf-8") as handle:
         handle.write(csv_rows(100, 100))  # ~1%: completes chunk 10
+    dry = project.dry_run()  # previews the jobs up to the split; the rest is decided after it ran
+    assert "checkpoint jobs" in dry.output and dry.calls == []
     grown = project.snakemake()
     assert sorted(grown.calls) == ["agg", "load", "train 91"]
     with open(project.root / "data/raw.csv", "a", encoding="utf-8") as handle:
