@@ -182,6 +182,8 @@ def show(where: tuple[str, ...], project_option: Path | None, partition: str | N
 def status(project: Path, changed_only: bool) -> None:
     """Per node: up to date, or why the next run would execute (or restore) it."""
     from expops_smk.config.overrides import recorded_overrides
+    from expops_smk.config.project import load_project
+    from expops_smk.results.partition_status import growing_split_lines
     from expops_smk.results.status import UP_TO_DATE, project_status
 
     overrides = recorded_overrides(project)
@@ -191,6 +193,8 @@ def status(project: Path, changed_only: bool) -> None:
     for item in statuses:
         if not (changed_only and item.state == UP_TO_DATE):
             click.echo(item.line())
+    for line in growing_split_lines(load_project(project)):
+        click.echo(line)
     counts: dict[str, int] = {}
     for item in statuses:
         counts[item.state] = counts.get(item.state, 0) + 1

@@ -27,6 +27,8 @@ MANIFEST = "_outputs.json"
 """A node's manifest: the only file Snakemake declares, written last so its presence means done."""
 METRICS_FILE = "_metrics.json"
 RUN_FILE = "_run.json"
+PARTITIONS_FILE = "_partitions.json"
+"""Written by a growing-data split (results/<split>/_partitions.json): the partitions it produced."""
 CHART_RECORD = "_chart.json"
 
 LOGS_DIR = "logs"

@@ -10,9 +10,14 @@ and ``expand()`` calls whose ranges Snakemake unrolls, never lists of expanded n
 
 from __future__ import annotations
 
+from expops_smk.config.names import rule_name
 from expops_smk.graph.expansion import ProcessLayout
 from expops_smk.graph.nodes import Layer, Stack
+from expops_smk.graph.partitions import partitions_file
 from expops_smk.layout import MANIFEST, RESULTS_DIR
+
+
+DYNAMIC_MARK = "partition_numbers("
 
 
 def _component_pattern(kind: str, layers: list[Layer], open_count: int) -> tuple[str, dict[str, str]]:
@@ -29,9 +34,17 @@ def _component_pattern(kind: str, layers: list[Layer], open_count: int) -> tuple
 
 
 def _layer_values(layer: Layer) -> str:
+    if layer.dynamic:
+        return dynamic_values(layer.owner)
     if layer.kind == "data":
         return f"range(1, {len(layer.values) + 1})"
     return repr(list(layer.values))
+
+
+def dynamic_values(split: str) -> str:
+    """The partition numbers of a growing-data split, read once its checkpoint has run: until then
+    ``.get()`` raises and Snakemake re-evaluates the input function after the split job."""
+    return f"partition_numbers(checkpoints.{rule_name(split)}.get().output[0])"
 
 
 def _folder_pattern(process: str, folder_stack: Stack, open_layers: Stack) -> tuple[str, dict[str, str], dict[str, int]]:
@@ -63,13 +76,15 @@ def _folder_pattern(process: str, folder_stack: Stack, open_layers: Stack) -> tu
 
 
 def _render_pattern(pattern: str, values: dict[str, str], trims: dict[str, int]) -> str:
-    """A plain string, an ``expand()`` keeping the rule's wildcards, or an input function.
+    """A plain string, an ``expand()`` keeping the rule's wildcards, or an input function (also
+    whenever a growing-data layer is enumerated: its values exist only after its checkpoint ran).
 
     Inside ``expand()`` the rule's own wildcards are escaped (``{{partition}}``) so they stay open;
     an input function instead fills them from the job's wildcards, trimmed to the outer layers.
     """
-    if trims:
-        args = [f"{w}=outer(wildcards.{w}, {count})" for w, count in trims.items()]
+    if trims or any(DYNAMIC_MARK in value for value in values.values()):
+        args = [f"{w}=outer(wildcards.{w}, {trims[w]})" if w in trims else f"{w}=wildcards.{w}"
+                for w in ("partition", "seed") if "{" + w + "}" in pattern]
         args += [f"{name}={value}" for name, value in values.items()]
         return f'lambda wildcards: expand("{pattern}", {", ".join(args)})'
     if values:
@@ -84,6 +99,9 @@ def input_pattern(parent: ProcessLayout, node_stack: Stack) -> str:
 
 
 def output_pattern(layout: ProcessLayout) -> str:
+    if layout.child_layer is not None and layout.child_layer.dynamic:
+        # The partitions' manifests are not known before the job: it declares their list instead.
+        return f'"{partitions_file(layout.name)}"'
     pattern, values, trims = _folder_pattern(layout.name, layout.output_stack, layout.stack)
     assert not trims, "a process's outputs always keep all of its own layers open"
     return _render_pattern(pattern, values, trims)
@@ -102,6 +120,8 @@ def first_partition_pattern(split: ProcessLayout, node_stack: Stack) -> str:
     cost 500 matches on average per job. Layers the node does not share are at their first value.
     """
     own = split.child_layer
+    if own is not None and own.dynamic:  # a growing split declares only its list of partitions
+        return f'"{partitions_file(split.name)}"'
     pattern, values, trims = _folder_pattern(split.name, split.output_stack, tuple(layer for layer in node_stack if layer != own))
     outer = [layer for layer in split.output_stack if layer.kind == "data" and layer != own]
     node_data = [layer for layer in node_stack if layer.kind == "data"]

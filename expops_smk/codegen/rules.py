@@ -46,6 +46,9 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
     for parent in spec.parents:
         parent_layout = graph.layouts[parent]
         inputs.append(f"{INDENT}{rule_name(parent)}={input_pattern(parent_layout, node_stack)},")
+    if spec.data_split is not None and spec.data_split.files is not None:
+        inputs.append(f"{INDENT}# One partition per file: a file added, removed or changed re-runs this split.")
+        inputs.append(f"{INDENT}files=datum_files({_python_string(spec.data_split.files)}, {_python_string(spec.name)}),")
     if not spec.parents and project.data_path is not None:
         data = project.data_path.relative_to(project.root).as_posix()
         inputs.append(f'{INDENT}raw_data=ancient({_python_string(data)}),')
@@ -91,8 +94,13 @@ def _docstring(spec: ProcessSpec, layout: ProcessLayout) -> str:
     parts = [spec.description.strip().rstrip(".") or f"Process '{spec.name}'"]
     if layout.child_layer is not None:
         layer = layout.child_layer
-        parts.append(f"splits into {len(layer.values)} "
-                     + ("partitions" if layer.kind == "data" else f"seeds {list(layer.values)}"))
+        if layer.dynamic:
+            assert spec.data_split is not None
+            parts.append(f"splits into partitions by {spec.data_split.describe().replace('=', ' ')} "
+                         "(their list: the declared output)")
+        else:
+            parts.append(f"splits into {len(layer.values)} "
+                         + ("partitions" if layer.kind == "data" else f"seeds {list(layer.values)}"))
     if layout.popped:
         parts.append("aggregates over " + " and ".join(f"{layer.kind} fan-out of '{layer.owner}'" for layer in layout.popped))
     doc = "; ".join(parts) + "."
@@ -125,8 +133,7 @@ def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
     lines.extend(dependency_params(spec))
     if spec.data_split is not None:
         split = spec.data_split
-        size = list(split.row_counts) if split.row_counts is not None else split.count
-        lines.append(f'fanout="data_name={split.data_name} size={size}"')
+        lines.append(f'fanout="data_name={split.data_name} {split.describe()}"')
     elif spec.seeds is not None:
         lines.append(f'fanout="seeds={list(spec.seeds)}"')
     if not any(layer.kind == "seed" for layer in layout.stack):

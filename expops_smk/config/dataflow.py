@@ -30,7 +30,9 @@ def check_dataflow(ctx: ParseContext, processes: Mapping[str, ProcessSpec],
     outputs: dict[str, frozenset[str] | None] = {}
     for spec in processes.values():  # topological order: parents first
         inputs = {parent: outputs[parent] for parent in spec.parents}
-        outputs[spec.name] = _outputs(spec, inputs, modules)
+        outputs[spec.name] = keys = _outputs(spec, inputs, modules)
+        if keys is not None and spec.data_split is not None and spec.data_split.files is not None:
+            outputs[spec.name] = keys | {spec.data_split.data_name}  # each partition receives its file's path
         if spec.function is None:
             continue
         parameters = {**global_parameters, **spec.parameters}

@@ -20,11 +20,41 @@ DEFAULT_MAX_NODES = 200_000
 
 @dataclass(frozen=True)
 class DataSplit:
-    """A data fan-out: ``count`` partitions, with explicit ``row_counts`` when the size was a list."""
+    """A data fan-out: ``count`` partitions, with explicit ``row_counts`` when the size was a list.
+
+    The growing-data modes (``rows_per_partition``, ``by``, ``files``; see runtime/datums.py) set
+    one of the fields below. ``by`` with ``buckets`` still has a fixed count (``count`` = buckets);
+    the others are *dynamic*: the split job decides how many partitions there are (``count`` 0).
+    """
 
     count: int
     row_counts: tuple[int, ...] | None
     data_name: str
+    rows_per_partition: int | None = None
+    by: str | None = None
+    buckets: int | None = None
+    files: str | None = None
+
+    @property
+    def mode(self) -> str:
+        """``size``, ``rows_per_partition``, ``by`` or ``files``."""
+        for name in ("rows_per_partition", "by", "files"):
+            if getattr(self, name) is not None:
+                return name
+        return "size"
+
+    @property
+    def dynamic(self) -> bool:
+        """True when the number of partitions depends on the data (known only after the split ran)."""
+        return self.mode in ("rows_per_partition", "files") or (self.mode == "by" and self.buckets is None)
+
+    def describe(self) -> str:
+        """The fan-out as the config spells it (rule params, run key, messages)."""
+        if self.mode == "size":
+            return f"size={list(self.row_counts) if self.row_counts is not None else self.count}"
+        if self.mode == "by":
+            return f"by={self.by}" + (f" buckets={self.buckets}" if self.buckets is not None else "")
+        return f"{self.mode}={getattr(self, self.mode)}"
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from expops_smk.config.model import ProcessSpec, ProjectConfig
 from expops_smk.errors import ConfigError, shown_path
 from expops_smk.graph.nodes import Layer, Node, NodeInput, Stack, parse_partition, parse_seed
+from expops_smk.graph.partitions import read_partitions
 
 @dataclass(frozen=True)
 class ProcessLayout:
@@ -104,8 +105,11 @@ class _InputPlan:
 class Graph:
     """The expanded graph of a project, computed per process (cheap) and per node (on demand)."""
 
-    def __init__(self, project: ProjectConfig) -> None:
+    def __init__(self, project: ProjectConfig, partitions: Mapping[str, tuple[int, ...]] | None = None) -> None:
+        """``partitions`` gives the numbers of growing-data splits' partitions; by default each is
+        read from the split's ``_partitions.json`` (graph/partitions.py)."""
         self.project = project
+        self._partitions = partitions or {}
         self.layouts: dict[str, ProcessLayout] = {}
         self._plans: dict[str, list[_InputPlan]] = {}
         for spec in project.processes.values():
@@ -145,13 +149,24 @@ class Graph:
             stack.remove(innermost)
             popped.append(innermost)
         child_layer = None
-        if spec.data_split is not None:
+        if spec.data_split is not None and spec.data_split.dynamic:
+            if stack:
+                raise self._error(spec, f"data_parallelism.{spec.data_split.mode}",
+                                  f"a growing-data split must lie outside every other fan-out (this one is "
+                                  f"inside the {_describe(tuple(stack))}); use size: here or move the split up")
+            child_layer = Layer("data", spec.name, self._dynamic_values(spec.name), dynamic=True)
+        elif spec.data_split is not None:
             count = spec.data_split.count
             child_layer = Layer("data", spec.name, tuple(range(1, count + 1)), spec.data_split.row_counts)
         elif spec.seeds is not None:
             child_layer = Layer("seed", spec.name, spec.seeds)
         output_stack = tuple(stack) + ((child_layer,) if child_layer and child_layer.kind == "data" else ())
         return ProcessLayout(spec, tuple(merged), tuple(stack), tuple(popped), output_stack, child_layer)
+
+    def _dynamic_values(self, process: str) -> tuple[int, ...]:
+        if process in self._partitions:
+            return tuple(self._partitions[process])
+        return tuple(p.number for p in read_partitions(self.project.root, process))
 
     def _input_plan(self, layout: ProcessLayout, parent: str) -> _InputPlan:
         """Every layer of the parent's folders is either one of the node's own layers or one it

@@ -28,6 +28,7 @@ class Layer:
     owner: str
     values: tuple[int, ...]
     row_counts: tuple[int, ...] | None = None
+    dynamic: bool = False  # a growing-data split: ``values`` are the partitions its last run produced
 
     def key(self, value: int) -> str:
         """The key an aggregation uses for one branch of this layer: ``data1`` or ``seed41``."""

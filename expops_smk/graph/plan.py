@@ -19,9 +19,11 @@ from expops_smk.config.model import (ChartSpec, DataSplit, EnvironmentSpec, Exec
                                     ProjectConfig)
 from expops_smk.graph.probes import Probe, ResolvedChart
 
-PLAN_FORMAT = 4
+PLAN_FORMAT = 5
 """2: charts carry their selectors beside the resolved probes. 3: processes carry the project
-modules and library versions their scripts import. 4: so do charts."""
+modules and library versions their scripts import. 4: so do charts. 5: data splits carry the
+growing-data modes."""
+_SPLIT_MODES = ("rows_per_partition", "by", "buckets", "files")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ def plan_to_json(project: ProjectConfig, charts: Mapping[str, ResolvedChart]) ->
                 "count": spec.data_split.count,
                 "row_counts": None if spec.data_split.row_counts is None else list(spec.data_split.row_counts),
                 "data_name": spec.data_split.data_name,
+                **{mode: getattr(spec.data_split, mode) for mode in _SPLIT_MODES},
             },
             "seeds": None if spec.seeds is None else list(spec.seeds),
             "data_aggregation": spec.data_aggregation,
@@ -133,7 +136,7 @@ def plan_from_json(text: str, root: Path) -> Plan:
             parameters=item["parameters"],
             data_split=None if split is None else DataSplit(
                 split["count"], None if split["row_counts"] is None else tuple(split["row_counts"]),
-                split["data_name"]),
+                split["data_name"], **{mode: split.get(mode) for mode in _SPLIT_MODES}),
             seeds=None if item["seeds"] is None else tuple(item["seeds"]),
             data_aggregation=item["data_aggregation"],
             seed_aggregation=item["seed_aggregation"],

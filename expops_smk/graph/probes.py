@@ -85,16 +85,32 @@ def resolve_charts(graph: Graph) -> dict[str, ResolvedChart]:
     project = graph.project
     if not project.charts:
         return {}
+    # A growing-data split's partitions exist only at run time: resolve over one stand-in partition
+    # (not the ones on disk, which would make the plan depend on the last run), and refuse probes there.
+    growing = {name for name, spec in project.processes.items() if spec.data_split and spec.data_split.dynamic}
+    if growing:
+        graph = Graph(project, {name: (1,) for name in growing})
     tree = ProbeTree(graph)
     charts: dict[str, ResolvedChart] = {}
     for name, spec in project.charts.items():
         try:
             probes = resolve_probes(tree, spec.selectors)
+            _refuse_growing(graph, probes)
         except ProbeError as exc:
             raise ConfigError(shown_path(project.config_file, project.root), f"probe_paths.{exc.key}", str(exc),
                               name) from None
         charts[name] = ResolvedChart(spec, probes)
     return charts
+
+
+def _refuse_growing(graph: Graph, probes: tuple[Probe, ...]) -> None:
+    for probe in probes:
+        layout = graph.layouts[probe.process]
+        dynamic = [layer.owner for layer in (*layout.stack, layout.child_layer) if layer is not None and layer.dynamic]
+        if dynamic:
+            raise ProbeError(probe.source, f"selects '{probe.process}' inside the growing-data split '{dynamic[0]}', "
+                             "whose partitions exist only once it ran; charts cannot probe them yet "
+                             "(probe an aggregation above it)")
 
 
 def probe_location(graph: Graph, probe: Probe) -> Node:

@@ -5,7 +5,7 @@
 touch them and compare their mtimes; content hashes decide re-runs, README "What re-runs"), so
 ``--delete-all-output`` leaves them behind. ``clean`` is the complete alternative. It removes only
 files the tool recorded writing: per node of the plan its manifest, the artifacts the manifest lists,
-``_run.json`` and ``_metrics.json``; per chart the PNGs its ``_chart.json`` lists and that record;
+``_run.json`` and ``_metrics.json`` (and a growing-data split's ``_partitions.json``); per chart the PNGs its ``_chart.json`` lists and that record;
 the ``report_files`` folder (``results/report``), the jobs' ``*.log`` files, and the store
 ``.expops/``. The generated workflow (``workflow/``) stays: ``expops-smk generate`` rewrites it.
 A symlink is never followed: a linked file or folder is skipped and named.
@@ -21,6 +21,7 @@ from typing import Iterator
 
 from expops_smk.errors import ExpopsError
 from expops_smk.graph.expansion import build_graph
+from expops_smk.graph.partitions import partitions_file
 from expops_smk.graph.plan import read_plan
 from expops_smk.layout import CHART_RECORD, ENVS_DIR, LOGS_DIR, MANIFEST, METRICS_FILE, PLAN_FILE, RESULTS_DIR, RUN_FILE, STORE_DIR, chart_dir
 from expops_smk.runtime.run_key import recorded_folder_key
@@ -68,6 +69,9 @@ def _recorded_files(root: Path) -> Iterator[Path]:
     for node in graph.nodes():
         for location in graph.output_locations(node):
             yield from node_files(root, location.results_dir)
+    for layout in graph.layouts.values():  # a growing-data split's list of its partitions
+        if layout.child_layer is not None and layout.child_layer.dynamic:
+            yield root / partitions_file(layout.name)
     for process in graph.layouts:  # logs/<process>.log, or logs/<process>/... under a fan-out
         yield root / LOGS_DIR / f"{process}.log"
         yield from _walk(root, root / LOGS_DIR / process, "*.log")

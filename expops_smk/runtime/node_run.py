@@ -32,6 +32,7 @@ from expops_smk.graph.nodes import Node, NodeInput
 from expops_smk.graph.plan import read_plan
 from expops_smk.layout import DATA_DIGEST, MANIFEST, METRICS_FILE, OVERRIDES_VARIABLE, PLAN_FILE, RUN_FILE
 from expops_smk.runtime import user_api
+from expops_smk.runtime.datums import GrowingSplit
 from expops_smk.runtime.launch import SERVER_PID_VARIABLE, report
 from expops_smk.runtime.forcing import cache_bypass_reason
 from expops_smk.runtime.run_key import hash_payload, location_key, recorded_folder_key, run_payload
@@ -50,21 +51,6 @@ class UserCodeError(Exception):
         self.label = label
         self.what = what  # "the process function" or "importing main.py"
         super().__init__(message)
-
-
-@dataclass(frozen=True)
-class NodeContext:
-    """What a process may ask for with a ``context`` parameter."""
-
-    process: str
-    label: str
-    id: str
-    partition: str
-    seed: str
-    random_seed: int
-    parameters: Mapping[str, Any]
-    results_dir: Path
-    project_dir: Path
 
 
 @dataclass(frozen=True)
@@ -99,6 +85,8 @@ class NodeRun:
         self.spec: ProcessSpec = self.layout.spec
         self.store = Store(root)
         self.inputs: list[NodeInput] = self.graph.inputs(self.node)
+        split = self.spec.data_split
+        self.growing = GrowingSplit(root, self.project, process) if split is not None and split.dynamic else None
         self.user_modules: dict[Path, str] = {}  # script -> module name, set when executing
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -172,6 +160,8 @@ class NodeRun:
                                      [f"{loc.results_dir}/{MANIFEST}" for loc in locations], self.project.execution.benchmark)
         if bypass:
             self.say(f"run cache bypassed ({bypass}): executing user code")
+        if self.growing is not None:  # it looks at the new data: see runtime/datums.py
+            bypass = bypass or "a growing-data split reads its data each time it is scheduled"
         stale = None if bypass else stale_reads(self.root, location_key(run_key, locations[0]))
         if stale:
             self.say(f"files read by the recorded run changed ({', '.join(stale)}): executing user code")
@@ -187,9 +177,12 @@ class NodeRun:
             outputs = self.execute(manifests)
             reads = digest_reads(self.root, self.read_files, previous_reads(self.root, job))
             computed = time.perf_counter() - started
+            locations = self.growing.locations() if self.growing is not None else locations
             for location, values in zip(locations, outputs):
                 write_run_reads(self.root, location_key(run_key, location), reads)  # before the run record
                 self.write_outputs(location, values, run_key, computed)
+            if self.growing is not None:
+                self.growing.record(self.store)
             outcome = "executed"
         elapsed = time.perf_counter() - started
         write_job_record(self.root, job, self.reads_token, reads)
@@ -310,7 +303,7 @@ class NodeRun:
         candidates: dict[str, Any] = {**parameters, **upstream, **extra}
         wanted = function_info.params
         if "context" in wanted and "context" not in candidates:
-            candidates["context"] = NodeContext(
+            candidates["context"] = user_api.NodeContext(
                 process=spec.name, label=self.node.label, id=self.node.id, partition=self.node.partition_value,
                 seed=self.node.seed_value, random_seed=random_seed, parameters=parameters,
                 results_dir=self.location_dir(self.node), project_dir=self.root)
@@ -366,21 +359,28 @@ class NodeRun:
         return function
 
     def split(self, result: dict[str, Any]) -> list[dict[str, Any]]:
-        from expops_smk.runtime.splitting import SplitError, empty_partitions, split_rows
+        from expops_smk.runtime.splitting import SplitError, empty_partitions, split_buckets, split_rows
 
         split = self.spec.data_split
         assert split is not None
-        if split.data_name not in result:
+        if split.data_name not in result and split.files is None:
             raise self.fail(f"data_name '{split.data_name}' is not among the values to split "
                             f"(available: {', '.join(sorted(result)) or 'none'})")
         try:
-            parts = split_rows(result[split.data_name], split.count, split.row_counts)
+            if self.growing is not None:
+                return self.growing.cut(result)
+            if split.by is not None and split.buckets is not None:
+                parts = split_buckets(result[split.data_name], split.by, split.buckets)
+            else:
+                parts = split_rows(result[split.data_name], split.count, split.row_counts)
         except SplitError as exc:
-            raise self.fail(f"data_parallelism: {exc}") from None
+            field = "data_parallelism" if split.mode == "size" else f"data_parallelism.{split.mode}"
+            raise self.fail(f"{field}: {exc}") from None
         empty = empty_partitions(parts)
         if empty and split.row_counts is None:  # explicit 0 sizes were already warned about at validation
-            self.warn(f"data_parallelism.size {split.count}: the data has fewer rows than partitions; "
-                      f"partition(s) p{', p'.join(map(str, empty))} are empty")
+            cause = (f"size {split.count}: the data has fewer rows than partitions" if split.buckets is None
+                     else f"buckets {split.buckets}: no key hashes to some buckets")
+            self.warn(f"data_parallelism.{cause}; partition(s) p{', p'.join(map(str, empty))} are empty")
         return [{**result, split.data_name: part} for part in parts]
 
 

@@ -48,7 +48,8 @@ def run_payload(project: ProjectConfig, spec: ProcessSpec, node: Node,
         "libraries": installed_versions(spec.libraries),
         "parameters": accepted_parameters(project, spec),
         "fanout": [spec.data_split and [spec.data_split.count, spec.data_split.row_counts,
-                                        spec.data_split.data_name], spec.seeds],
+                                        spec.data_split.data_name]
+                   + ([spec.data_split.describe()] if spec.data_split.mode != "size" else []), spec.seeds],
         "random_seed": None if node.seed else project.random_seed,
         "inputs": [[item.location.results_dir, list(item.keys), {k: a.digest for k, a in sorted(m.items())}]
                    for item, m in manifests],

@@ -10,6 +10,7 @@ before its partitions are written.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Sequence
 
 
@@ -70,3 +71,86 @@ def split_rows(value: Any, count: int, row_counts: Sequence[int] | None = None) 
         return [value[a:b] for a, b in partition_bounds(len(value), count, row_counts)]
     raise SplitError(f"cannot split a {type(value).__name__}; return a DataFrame, Arrow table, "
                      "numpy array, list of rows or dict of columns")
+
+
+# -- growing-data modes (runtime/datums.py numbers the partitions) -----------------------------
+def chunk_bounds(total: int, rows_per_partition: int) -> list[tuple[int, int]]:
+    """(start, stop) of fixed-size chunks in row order: chunk k covers rows (k-1)*N .. k*N-1, so
+    appending rows changes only the last chunk and adds new ones."""
+    return [(start, min(start + rows_per_partition, total)) for start in range(0, total, rows_per_partition)]
+
+
+def split_chunks(value: Any, rows_per_partition: int) -> list[Any]:
+    """``rows_per_partition`` chunks of ``value`` (the types ``split_rows`` takes)."""
+    total = _rows(_as_table(value))
+    return split_rows(value, 1, [b - a for a, b in chunk_bounds(total, rows_per_partition)]) if total else []
+
+
+def stable_bucket(key: Any, buckets: int) -> int:
+    """Bucket (1-based) of a key: a hash of its text, the same in every process and Python version
+    (Python's ``hash()`` of a str changes with PYTHONHASHSEED), so a row never changes bucket."""
+    digest = hashlib.blake2b(key_text(key).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % buckets + 1
+
+
+def key_text(key: Any) -> str:
+    """A key value as text (numpy scalars as their Python value, so 3 and np.int64(3) agree)."""
+    if hasattr(key, "item") and not isinstance(key, (str, bytes)):
+        key = key.item()
+    return key if isinstance(key, str) else repr(key)
+
+
+def split_by(value: Any, column: str, buckets: int | None = None) -> dict[str, Any]:
+    """Rows grouped by ``column`` (or by its bucket when ``buckets``), in row order within each
+    group; groups keyed by the value's text (or ``str(bucket)``), in order of first appearance."""
+    table = _as_table(value)
+    keys = _column(table, column)
+    groups: dict[str, list[int]] = {}
+    for row, key in enumerate(keys):
+        name = str(stable_bucket(key, buckets)) if buckets is not None else key_text(key)
+        groups.setdefault(name, []).append(row)
+    return {name: _take(table, rows) for name, rows in groups.items()}
+
+
+def _as_table(value: Any) -> Any:
+    if isinstance(value, dict):
+        import pandas as pd
+
+        try:
+            return pd.DataFrame(value)
+        except ValueError as exc:
+            raise SplitError(f"a dict to split must map columns to equal-length lists: {exc}") from None
+    return value
+
+
+def _column(table: Any, column: str) -> list[Any]:
+    if hasattr(table, "columns") and hasattr(table, "iloc"):  # pandas
+        if column not in table.columns:
+            raise SplitError(f"column {column!r} is not in the data (columns: {', '.join(map(str, table.columns))})")
+        return table[column].tolist()
+    if hasattr(table, "column_names"):  # pyarrow
+        if column not in table.column_names:
+            raise SplitError(f"column {column!r} is not in the data (columns: {', '.join(table.column_names)})")
+        return table.column(column).to_pylist()
+    if isinstance(table, (list, tuple)) and all(isinstance(row, dict) for row in table):
+        missing = next((index for index, row in enumerate(table) if column not in row), None)
+        if missing is not None:
+            raise SplitError(f"row {missing} has no column {column!r}")
+        return [row[column] for row in table]
+    raise SplitError(f"cannot group a {type(table).__name__} by a column; return a DataFrame, Arrow table, "
+                     "dict of columns or list of dict rows")
+
+
+def _take(table: Any, rows: list[int]) -> Any:
+    if hasattr(table, "iloc"):
+        return table.iloc[rows]
+    if hasattr(table, "take") and hasattr(table, "column_names"):
+        return table.take(rows)
+    return [table[row] for row in rows]
+
+
+def split_buckets(value: Any, column: str, buckets: int) -> list[Any]:
+    """Exactly ``buckets`` parts (bucket 1 first); a bucket no row hashes to is an empty part."""
+    table = _as_table(value)
+    groups = split_by(table, column, buckets)
+    return [groups.get(str(bucket), _take(table, [])) for bucket in range(1, buckets + 1)]

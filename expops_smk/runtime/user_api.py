@@ -1,5 +1,6 @@
 """The API user code imports: ``process``, ``step``, ``log_metric`` (and ExpOps' type names), and for
-charts ``chart`` and ``ChartContext``; ``expops.core`` and ``expops.reporting`` are aliases of these.
+charts ``chart`` and ``ChartContext``, and ``NodeContext``, what a process taking ``context`` receives;
+``expops.core`` and ``expops.reporting`` are aliases of these.
 
 The decorators only mark functions: expops-smk finds a process's function through the config and
 calls it itself, so decorating changes nothing about how the function behaves when called directly
@@ -14,13 +15,28 @@ import math
 from dataclasses import dataclass, field
 from numbers import Number
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # ExpOps exports these names for annotations; user code imports them, so they must exist.
 SerializableData = Any
 ModelData = Any
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """What a process may ask for with a ``context`` parameter."""
+
+    process: str
+    label: str
+    id: str
+    partition: str
+    seed: str
+    random_seed: int
+    parameters: Mapping[str, Any]
+    results_dir: Path
+    project_dir: Path
 
 
 @dataclass

@@ -1,0 +1,140 @@
+"""D1, D2: growing data (issue #19): new data costs only its own work.
+
+D1 appends 1% rows to a 1M-row table cut into 100 chunks (``rows_per_partition: 10000``) and counts
+the user functions that execute (``calls.log``), against the cold run and against the same project
+with ``size: 100``, where every slice shifts. D2 adds one file to 1,000 (``files:``), against the
+cold run. ``--quick`` uses 20,000 rows / 20 chunks and 20 files.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from common import EXPOPS_SMK, SNAKEMAKE, Row, Section, Settings, format_seconds, fresh_dir, run_timed
+
+SCRIPT = '''
+    import pandas as pd
+
+
+    def called(what):
+        with open("calls.log", "a", encoding="utf-8") as handle:
+            handle.write(what + "\\n")
+
+
+    def load():
+        called("load")
+        return {"data": pd.read_csv("data/rows.csv")}
+
+
+    def train(data):
+        called("train")
+        return {"score": float(data["x"].sum())}
+
+
+    def embed(path):
+        called("embed")
+        with open(path, "rb") as handle:
+            return {"score": float(len(handle.read()))}
+
+
+    def summary(score):
+        called("summary")
+        return {"total": sum(score.values())}
+'''
+
+
+@dataclass(frozen=True)
+class Outcome:
+    calls: int
+    seconds: float
+
+
+def write_project(root: Path, split: dict[str, object], files: int = 0) -> Path:
+    first = "images" if files else "load"
+    processes: list[dict[str, object]] = [] if files else [{"name": "load"}]
+    processes += [{"name": "split" if not files else "images", "data_parallelism": split},
+                  {"name": "embed" if files else "train"},
+                  {"name": "summary", "data_aggregation": True}]
+    chain = [p["name"] for p in processes]
+    config: dict[str, object] = {"scripts": {"model": "src/model.py"}, "experiment": {"pipeline": {
+        "process_adjlist": "\n".join(f"{a} {b}" for a, b in zip(chain, chain[1:])) + "\n",
+        "processes": processes}}}
+    if first == "load":
+        config["data"] = {"path": "data/rows.csv"}
+    for folder in ("configs", "src", "data/images"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    (root / "configs" / "project_config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (root / "src" / "model.py").write_text(textwrap.dedent(SCRIPT))
+    for index in range(files):
+        (root / "data" / "images" / f"img{index:05d}.bin").write_bytes(bytes([index % 251]) * (100 + index))
+    return root
+
+
+def write_rows(root: Path, first: int, count: int, mode: str = "w") -> None:
+    with open(root / "data" / "rows.csv", mode, encoding="utf-8") as handle:
+        if mode == "w":
+            handle.write("id,x\n")
+        handle.writelines(f"{i},{i % 97}\n" for i in range(first, first + count))
+
+
+def calls(root: Path) -> int:
+    try:
+        return len((root / "calls.log").read_text(encoding="utf-8").splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+def snakemake(root: Path) -> Outcome:
+    before = calls(root)
+    result = run_timed([SNAKEMAKE, "--cores", "2"], root)
+    return Outcome(calls(root) - before, result.seconds)
+
+
+def rows_scenario(root: Path, split: dict[str, object], total: int) -> tuple[Outcome, Outcome]:
+    write_project(root, split)
+    write_rows(root, 0, total)
+    run_timed([EXPOPS_SMK, "generate", "."], root)
+    cold = snakemake(root)
+    write_rows(root, total, total // 100, "a")
+    return cold, snakemake(root)
+
+
+def run(settings: Settings, selected: set[str]) -> Section:
+    total, chunks, files = (20_000, 20, 20) if settings.quick else (1_000_000, 100, 1_000)
+    section = Section()
+    goal = None if settings.quick else 0.03  # the quick sizes are too small for work proportional to new data
+    if "D1" in selected:
+        growing_cold, growing = rows_scenario(fresh_dir(settings.workdir / "datums-rows"),
+                                              {"rows_per_partition": total // chunks}, total)
+        sized_cold, sized = rows_scenario(fresh_dir(settings.workdir / "datums-size"), {"size": chunks}, total)
+        section.rows.append(Row("D1", f"user functions executed after appending 1% rows to {total:,} rows in "
+                                f"{chunks} chunks (rows_per_partition), vs the cold run",
+                                str(growing.calls), f"{growing_cold.calls} cold", growing.calls / growing_cold.calls, goal))
+        section.rows.append(Row("D1", f"wall time of that run, vs size: {chunks} on the same data "
+                                f"({sized.calls} of {sized_cold.calls} functions execute there)",
+                                format_seconds(growing.seconds), format_seconds(sized.seconds),
+                                growing.seconds / sized.seconds))
+        section.details.append(
+            f"**D1** load → split → train (per chunk) → summary; cold: {growing_cold.calls} functions in "
+            f"{format_seconds(growing_cold.seconds)} (rows_per_partition) and {sized_cold.calls} in "
+            f"{format_seconds(sized_cold.seconds)} (size: {chunks}); after appending {total // 100:,} rows: "
+            f"{growing.calls} in {format_seconds(growing.seconds)} and {sized.calls} in {format_seconds(sized.seconds)}.")
+    if "D2" in selected:
+        root = write_project(fresh_dir(settings.workdir / "datums-files"), {"files": "data/images", "data_name": "path"},
+                             files)
+        run_timed([EXPOPS_SMK, "generate", "."], root)
+        cold = snakemake(root)
+        (root / "data" / "images" / "new.bin").write_bytes(b"new" * 50)
+        added = snakemake(root)
+        section.rows.append(Row("D2", f"user functions executed after adding 1 file to {files:,} (files:), vs cold",
+                                str(added.calls), f"{cold.calls} cold", added.calls / cold.calls, goal))
+        section.rows.append(Row("D2", "wall time of that run, vs the cold run", format_seconds(added.seconds),
+                                format_seconds(cold.seconds), added.seconds / cold.seconds))
+        section.details.append(f"**D2** images (files:) → embed (per file) → summary; cold: {cold.calls} functions in "
+                               f"{format_seconds(cold.seconds)}; one file added: {added.calls} in "
+                               f"{format_seconds(added.seconds)}.")
+    return section

@@ -1,0 +1,80 @@
+"""``expops-smk status`` for growing-data splits: which partitions are new, changed or unchanged.
+
+What a ``rows_per_partition`` or ``by`` split will produce is known only once it has cut the new
+data, so status reports what its last run found (recorded in ``_partitions.json`` against the run
+before) and says that the next run decides. A ``files:`` split is predicted: the current files'
+content digests are compared with those its partitions were made from.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from expops_smk.config.model import DataSplit, ProjectConfig
+from expops_smk.graph.partitions import Partition, read_partitions, read_removed
+from expops_smk.store.hashing import hash_file
+from expops_smk.store.sources import source_files
+
+_SHOWN = 5  # partitions named per kind of change; the rest are counted
+
+
+def growing_split_lines(project: ProjectConfig) -> list[str]:
+    """One line per growing-data split (none for a project without one)."""
+    lines = []
+    for spec in project.processes.values():
+        split = spec.data_split
+        if split is None or not split.dynamic:
+            continue
+        recorded = read_partitions(project.root, spec.name)
+        where = f"{spec.name} ({split.describe()})"
+        if not recorded:
+            lines.append(f"{where}: not split yet; its partitions are decided when it runs")
+        elif split.files is not None:
+            lines.append(f"{where}: next run: {_predicted_files(project.root, split, recorded)}")
+        else:
+            lines.append(f"{where}: last run: {_last_run(recorded, read_removed(project.root, spec.name))}; "
+                         "new data is cut when the split runs")
+    return lines
+
+
+def _last_run(recorded: list[Partition], removed: list[Partition]) -> str:
+    groups: dict[str, list[str]] = {}
+    for partition in recorded:
+        groups.setdefault(partition.change or "unchanged", []).append(f"{partition.id} {partition.label}")
+    groups["removed"] = [f"{p.id} {p.label}" for p in removed]
+    return _summary(groups)
+
+
+def _predicted_files(root: Path, split: DataSplit, recorded: list[Partition]) -> str:
+    assert split.files is not None
+    try:
+        files = source_files(root, split.files)
+    except ValueError as exc:
+        return f"cannot list the files: {exc}"
+    known = {partition.key: partition for partition in recorded}
+    groups: dict[str, list[str]] = {}
+    for path in files:
+        partition = known.pop(path, None)
+        if partition is None:
+            groups.setdefault("new", []).append(path)
+        else:
+            state = "unchanged" if partition.source == hash_file(root / path) else "changed"
+            groups.setdefault(state, []).append(f"{partition.id} {path}")
+    groups["removed"] = [f"{p.id} {p.key}" for p in known.values()]
+    return _summary(groups)
+
+
+def _summary(groups: dict[str, list[str]]) -> str:
+    counts = Counter({state: len(items) for state, items in groups.items()})
+    parts = []
+    for state in ("new", "changed", "removed", "unchanged"):
+        items = groups.get(state, [])
+        if not items:
+            continue
+        if state == "unchanged":
+            parts.append(f"{counts[state]} unchanged")
+            continue
+        shown = ", ".join(items[:_SHOWN]) + (f", … {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
+        parts.append(f"{counts[state]} {state} ({shown})")
+    return "; ".join(parts) or "no partitions"
