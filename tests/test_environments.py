@@ -279,3 +279,25 @@ def test_launcher_quotes_an_interpreter_path_with_spaces_and_dollars(tmp_path: P
     done = subprocess.run([".expops/bin/python", "-c", "print('ran')"], cwd=root, capture_output=True, text=True,
                           env=environ)
     assert done.stdout == "ran\n", done.stderr
+
+
+def test_uv_creates_the_environment_when_it_is_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With uv on the PATH, uv creates and fills the environment, with the same result as venv + pip
+    (the other tests, without uv, check that path). uv comes from PyPI, as a user would install it."""
+    tools = tmp_path / "tools"
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                                "--target", str(tools), "uv"], capture_output=True, text=True, timeout=600)
+    if installed.returncode != 0:
+        pytest.skip(f"uv could not be installed from PyPI: {installed.stderr.strip().splitlines()[-1:]}")
+    uv = tools / "bin" / "uv"
+    monkeypatch.setenv("PATH", f"{uv.parent}{os.pathsep}{os.environ['PATH']}")
+    write_wheel(tmp_path / "wheels", "envpkg_alpha", "1.0")
+    (tmp_path / "requirements.txt").write_text(requirements("envpkg_alpha==1.0"))
+    assert ensure_venv(tmp_path, "main", "d1", [tmp_path / "requirements.txt"])
+    log = (tmp_path / ".expops/envs/d1.log").read_text()
+    assert f"$ {uv} venv" in log and f"$ {uv} pip install" in log, log
+    python = tmp_path / ".expops/envs/d1/bin/python"
+    found = subprocess.run([str(python), "-c", "import envpkg_alpha, expops_smk; print(envpkg_alpha.VERSION)"],
+                           capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "1.0"
+    assert not ensure_venv(tmp_path, "main", "d1", [tmp_path / "requirements.txt"])  # cached: nothing created
