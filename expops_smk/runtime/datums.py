@@ -9,16 +9,19 @@ checkpoint). ``by`` with ``buckets: K`` has a fixed count and is cut in runtime/
 
 Partition ids keep the ``p<number>`` syntax of every data layer, so the wildcard constraint, nested
 ids (``p3-p1``), ExpOps' canonical XPath ids and every reader stay as they are; the key or file
-shows in the partition's label. For ``by``/``files`` a key keeps the number it was given in the
-split's previous ``_partitions.json``; new keys (sorted) take the numbers after the highest one,
-so a cold run numbers keys in sorted order and growth never renumbers one. (Ids derived from the
-key text would need a second id syntax beside ``p<n>``, and sanitising could collide; numbering
-cannot.) The split job always executes when Snakemake schedules it: it is what looks at the new
+shows in the partition's label. For ``by``/``files`` the number is derived from the key alone (a
+stable hash, ``key_number``): a key has the same id whatever other keys exist and whatever ran
+before, so a fresh run and one that grew step by step give every node the same id, hence the same
+seeds (they derive from the id) and the same aggregation keys. Numbering keys in the order they
+arrived would not: a key that sorts first would be ``p1`` in a fresh run and ``p5`` after growth.
+Two keys with the same number (one chance in 10^12 per pair) are an error naming the keys. The
+split job always executes when Snakemake schedules it: it is what looks at the new
 data, and what it writes for unchanged partitions is byte-identical, so their chains drop out.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,9 +68,18 @@ class GrowingSplit:
         if self.split.mode == "rows_per_partition":
             self.numbers = list(range(1, len(self.cuts) + 1))
         else:
-            self.numbers = _stable_numbers(self.previous, [cut.key for cut in self.cuts])
+            self.numbers = self._key_numbers()
         Graph(self.project, {self.process: tuple(self.numbers)})  # the node bound (execution.max_nodes)
         return [cut.values for cut in self.cuts]
+
+    def _key_numbers(self) -> list[int]:
+        numbers: dict[int, str] = {}
+        for cut in self.cuts:
+            other = numbers.setdefault(key_number(cut.key), cut.key)
+            if other != cut.key:
+                raise SplitError(f"keys {other!r} and {cut.key!r} get the same partition id "
+                                 f"(p{key_number(cut.key)}); rename one, or use buckets: K")
+        return list(numbers)
 
     def _cuts(self, result: dict[str, Any]) -> list[_Cut]:
         split, name = self.split, self.split.data_name
@@ -119,17 +131,15 @@ class GrowingSplit:
             pass  # a folder that is not ours to clear (a symlink, say) stays; no reader lists it
 
 
-def _stable_numbers(previous: list[Partition], keys: list[str]) -> list[int]:
-    """Each key's number: the one it had before, or the next after the highest for new keys."""
-    known = {partition.key: partition.number for partition in previous}
-    following = max(known.values(), default=0)
-    numbers = []
-    for key in keys:
-        if key not in known:
-            following += 1
-            known[key] = following
-        numbers.append(known[key])
-    return numbers
+KEY_NUMBERS = 10 ** 12
+"""How many numbers a ``by``/``files`` key may get: ids stay short (at most 12 digits) and two keys of
+10,000 share one with a chance of 1 in 20,000."""
+
+
+def key_number(key: str) -> int:
+    """The partition number of a ``by`` value or a file, from the key alone (1 .. KEY_NUMBERS)."""
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8, person=b"expops-smk-key").digest()
+    return 1 + int.from_bytes(digest, "big") % KEY_NUMBERS
 
 
 def _length(part: Any) -> int:
