@@ -36,7 +36,8 @@ PASS_THROUGH_FLAGS = frozenset({
 """Snakemake flags whose output is the point (previews, listings, reports): shown as Snakemake prints it."""
 
 _TIME_LINE = re.compile(r"^\[\w{3} \w{3} +\d+ [\d:]+ \d{4}\]$")
-_RULE_LINE = re.compile(r"^(?:local)?rule (\S+):$")
+_RULE_LINE = re.compile(r"^(?:local)?(?:rule|checkpoint) (\S+):$")  # data splits are checkpoints
+_STEPS_LINE = re.compile(r"^\d+ of (\d+) steps \(")
 _FIELD_LINE = re.compile(r"^    (\w+): (.*)$")
 _FINISHED = re.compile(r"^Finished jobid: (\d+)")
 _ERROR_IN_RULE = re.compile(r"^Error in rule (\S+):$")
@@ -79,6 +80,7 @@ class OutputReader:
         self.state = state
         self.show = show  # a line the user must see now (a failure, expops-smk's own messages)
         self._stats: dict[str, int] | None = None
+        self._targets = 0  # jobs of the target rule in the job stats: not counted as jobs
         self._job: dict[str, str] | None = None  # the job block being read: rule and fields
         self._error: dict[str, str] | None = None  # the "Error in rule" block being read
         self._reported: set[str] = set()  # labels whose failure a node already reported itself
@@ -111,6 +113,9 @@ class OutputReader:
             self._fail(line.removeprefix("expops-smk: "))
         elif line.startswith("expops-smk: "):
             self.show(line)
+        elif match := _STEPS_LINE.match(line):
+            # After a checkpoint (a growing-data split) Snakemake adds the jobs it now knows of.
+            self.state.total = int(match.group(1)) - self._targets
         elif match := _LOG_FILE.match(line):
             self.state.log_file = os.path.relpath(match.group(1))
         elif _TIME_LINE.match(line) or not line.startswith("    "):
@@ -126,7 +131,8 @@ class OutputReader:
         name, count = match.groups()
         if name == "total":
             assert self._stats is not None
-            self.state.total = int(count) - self._stats.get(TARGET_RULE, 0)
+            self._targets = self._stats.get(TARGET_RULE, 0)
+            self.state.total = int(count) - self._targets
             self._stats = None
         else:
             self._stats[name] = int(count)  # type: ignore[index]

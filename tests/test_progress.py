@@ -65,6 +65,15 @@ def test_the_transcript_gives_totals_failures_and_the_log() -> None:
     assert summary(state, 1).startswith("done 2/3 jobs in 0:00, 1 failed · full log: ")
 
 
+def test_checkpoint_jobs_count_and_the_total_follows_the_dag_updates() -> None:
+    """Data splits are checkpoints ("localcheckpoint load:"); after a growing-data split ran,
+    Snakemake knows of more jobs and says so in its "N of M steps" lines."""
+    text = TRANSCRIPT.replace("localrule load:", "localcheckpoint load:").replace(
+        "1 of 4 steps (25%) done", "1 of 6 steps (17%) done")
+    state, _ = read(text)
+    assert state.total == 5 and state.done == 2 and state.running == {}
+
+
 def test_a_node_that_reported_its_own_error_is_named_once() -> None:
     own = "expops-smk: node 'train P1 S2': the process function raised ValueError: x (traceback in logs/a.log)\n"
     text = TRANSCRIPT.replace("Error in rule train:", own + "Error in rule train:")
