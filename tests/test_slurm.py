@@ -121,8 +121,8 @@ def test_jobs_really_went_through_slurm(runs: dict[str, Any]) -> None:
     kinds = sorted(Path(log).parent.name for log in submissions.values())
     assert kinds == ["group_chain_preprocess_evaluate_preprocess_train_forest_train_logreg",
                      "rule_feature_engineering", "rule_load_data"], output[-5000:]
-    for process in ("partition", "seeds", "aggregate_results"):
-        assert f"localrule {process}:" in output
+    for process, kind in (("partition", "localcheckpoint"), ("seeds", "localrule"), ("aggregate_results", "localrule")):
+        assert f"{kind} {process}:" in output  # a data split is a checkpoint
     listed = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i %T", "-j", ",".join(submissions)],
                             capture_output=True, text=True, timeout=10, check=True).stdout
     assert dict(line.split() for line in listed.splitlines()) == dict.fromkeys(submissions, "COMPLETED")
