@@ -7,7 +7,7 @@ plugin costs every snakemake start ~10 s when no controller runs). `.ci/run` set
 To stay within a few minutes the example is copied with 2 partitions x 1 seed instead of 3 x 3
 (12 nodes instead of 43), and with an ``execution:`` section that exercises what a cluster run adds:
 per-process and default resources, memory scaled by retries, chain groups (both partition x seed
-chains in one submission), local splits and aggregations, benchmarks. The only difference between the two runs compared is
+chains in one submission), local splits and aggregations, benchmarks, and a venv environment. The only difference between the two runs compared is
 ``--workflow-profile profiles/slurm``.
 """
 
@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from e2e import REPO, SNAKEMAKE, Project
+from test_environments import requirements, write_wheel
 
 pytestmark = pytest.mark.slurm
 
@@ -88,6 +89,11 @@ def example_copy(root: Path) -> Path:
     processes["evaluate"]["retries"] = 1
     config["execution"] = {"resources": {"mem_mb": 1000, "runtime": 10, "slurm_partition": "debug"},
                            "group_chains": 2, "local_processes": "splits", "benchmark": True}
+    # A venv environment (the first entry is every process's default, as in ExpOps): created on the
+    # submit host before the first job, used by the cluster jobs through the shared project folder.
+    write_wheel(root / "wheels", "envpkg_alpha", "1.0")
+    (root / "requirements-cluster.txt").write_text(requirements("envpkg_alpha==1.0"), encoding="utf-8")
+    config["environment"] = {"cluster-env": {"venv": ["requirements-cluster.txt"]}}
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     return root
 
@@ -112,6 +118,17 @@ def test_cluster_results_equal_local_results(runs: dict[str, Any]) -> None:
     assert cluster.digests() == local.digests()
     for record in (cluster.root / "results").rglob("_run.json"):
         assert '"outcome": "executed"' in record.read_text()
+
+
+def test_cluster_jobs_ran_in_the_project_environment(runs: dict[str, Any]) -> None:
+    """Every rule runs the environment's interpreter (a relative path: the project folder is shared),
+    which exists once, made on the submit host; the cluster's results equal the local run's."""
+    root = runs["cluster"].root
+    created = [folder.name for folder in (root / ".expops/envs").iterdir() if (folder / "bin/python").is_file()]
+    assert len(created) == 1
+    rules = (root / "workflow/rules/processes.smk").read_text(encoding="utf-8")
+    commands = re.findall(r"PYTHONHASHSEED=0 (\S+) -m expops_smk", rules)
+    assert commands and set(commands) == {f".expops/envs/{created[0]}/bin/python"}
 
 
 def test_jobs_really_went_through_slurm(runs: dict[str, Any]) -> None:
