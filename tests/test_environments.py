@@ -301,3 +301,16 @@ def test_uv_creates_the_environment_when_it_is_installed(tmp_path: Path, monkeyp
                            capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "1.0"
     assert not ensure_venv(tmp_path, "main", "d1", [tmp_path / "requirements.txt"])  # cached: nothing created
+
+
+def test_an_envs_folder_linked_out_of_the_project_is_refused(tmp_path: Path) -> None:
+    """A symlink at .expops/envs must not make the build (or its clean-up) happen elsewhere."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    root = tmp_path / "project"
+    (root / ".expops").mkdir(parents=True)
+    (root / ".expops/envs").symlink_to(outside)
+    (root / "requirements.txt").write_text("", encoding="utf-8")
+    with pytest.raises(ExpopsError, match="envs"):
+        ensure_venv(root, "main", "d1", [root / "requirements.txt"])
+    assert list(outside.iterdir()) == []

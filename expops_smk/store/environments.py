@@ -36,6 +36,7 @@ from pathlib import Path
 from expops_smk import __version__
 from expops_smk.errors import ExpopsError
 from expops_smk.layout import ENVS_DIR
+from expops_smk.store.files import confined_in_project
 from expops_smk.store.hashing import hash_bytes
 
 RUNTIME_PTH = "_expops_smk_runtime.pth"
@@ -65,8 +66,11 @@ def envs_dir(root: Path) -> Path:
 
 
 def ensure_venv(root: Path, name: str, digest: str, requirements: list[Path]) -> bool:
-    """Create the environment ``digest`` unless it exists; True when this call created it."""
-    folder = envs_dir(root)
+    """Create the environment ``digest`` unless it exists; True when this call created it.
+
+    ``.expops/envs`` must be where it claims (a symlink there out of the project would have the
+    builds, and the deletion of half-built ones, happen elsewhere)."""
+    folder = confined_in_project(envs_dir(root), root)
     final = folder / digest
     if (final / "bin" / "python").exists():
         return False
