@@ -73,13 +73,15 @@ BLOB_BYTES = 3_000_000
 """prep returns a few MB so that a kill often lands while an artifact is being written."""
 
 CRASH_MAIN = CALLS_HELPER + '''
+import os
 import random
 import time
 
 
 def nap():
-    """A random pause that leaves the seeded RNGs alone, so outputs stay deterministic."""
-    time.sleep(random.SystemRandom().uniform(0.05, 0.3))
+    """A random pause that leaves the seeded RNGs alone, so outputs stay deterministic (plus
+    CRASH_NAP_SECONDS, for a run that must still be going when another starts)."""
+    time.sleep(random.SystemRandom().uniform(0.05, 0.3) + float(os.environ.get("CRASH_NAP_SECONDS", "0")))
 
 
 def load():
@@ -215,9 +217,10 @@ def warm_processes(root: Path) -> list[Proc]:
     return found
 
 
-def start_snakemake(project: Project, *args: str, output: IO[str]) -> subprocess.Popen[str]:
+def start_snakemake(project: Project, *args: str, output: IO[str],
+                    env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """Start ``snakemake --cores 2 ARGS`` in its own session (so it can be killed as a group)."""
-    return subprocess.Popen([SNAKEMAKE, "--cores", "2", *args], cwd=project.root, env=_env(), text=True,
+    return subprocess.Popen([SNAKEMAKE, "--cores", "2", *args], cwd=project.root, env={**_env(), **(env or {})}, text=True,
                             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
                             preexec_fn=_limit_memory)
 

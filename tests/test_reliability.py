@@ -324,7 +324,12 @@ def test_two_runs_at_once_one_refuses_and_nothing_is_corrupted(reference: Refere
     handles = [open(path, "w", encoding="utf-8") for path in outputs]
     runs: list[subprocess.Popen[str]] = []
     try:
-        runs += [start_snakemake(project, output=handle) for handle in handles]
+        # The first run's nodes nap long enough that it still holds the lock when the second asks
+        # for it (with fast jobs the first could finish before the second builds its DAG).
+        runs.append(start_snakemake(project, output=handles[0], env={"CRASH_NAP_SECONDS": "2"}))
+        assert wait_for(lambda: any((project.root / ".snakemake/locks").glob("*.lock")) or runs[0].poll() is not None, 120)
+        assert runs[0].poll() is None, outputs[0].read_text(encoding="utf-8")
+        runs.append(start_snakemake(project, output=handles[1]))
         codes = [run.wait(timeout=300) for run in runs]
     finally:
         for handle in handles:
