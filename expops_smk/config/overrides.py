@@ -17,13 +17,13 @@ results from the run cache. Any key or parameter nothing uses gives one warning 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from expops_smk.config.model import ProjectConfig, accepted_parameters
+from expops_smk.config.names import did_you_mean
 from expops_smk.layout import OVERRIDES_FILE
 
 GLOBAL_KEY = "parameters"
@@ -90,7 +90,7 @@ def read_overrides(config: Mapping[str, Any], project: ProjectConfig) -> tuple[O
         elif key in names:
             global_values[key] = value
         else:
-            warnings.append(f"--config {key}: not used by this workflow{_hint(key, [*names, *project.processes])}"
+            warnings.append(f"--config {key}: not used by this workflow{did_you_mean(key, [*names, *project.processes])}"
                             f" (set a parameter with NAME=VALUE, {GLOBAL_KEY}='{{NAME: VALUE}}' or PROCESS='{{NAME: VALUE}}')")
     overrides = Overrides(
         {key: _typed(value, _original(project, None, key)) for key, value in global_values.items()},
@@ -117,7 +117,7 @@ def apply_overrides(project: ProjectConfig, overrides: Overrides) -> ProjectConf
 def _add_process(project: ProjectConfig, process: str, values: Any, where: str,
                  per_process: dict[str, dict[str, Any]], warnings: list[str]) -> None:
     if process not in project.processes:
-        warnings.append(f"--config {where}: no process '{process}' in this workflow{_hint(process, project.processes)}")
+        warnings.append(f"--config {where}: no process '{process}' in this workflow{did_you_mean(process, project.processes)}")
     elif not isinstance(values, Mapping):
         warnings.append(f"--config {where}: expected a mapping of parameters, e.g. {process}='{{C: 0.5}}'")
     else:
@@ -174,8 +174,3 @@ def _typed(value: Any, original: Any) -> Any:
         guide = list(original) if isinstance(original, (list, tuple)) else []
         return [_typed(item, guide[i] if i < len(guide) else _MISSING) for i, item in enumerate(value)]
     return value
-
-
-def _hint(name: str, candidates: Any) -> str:
-    close = difflib.get_close_matches(name, sorted(candidates), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
