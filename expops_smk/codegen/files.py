@@ -6,11 +6,12 @@ results, so a file rewritten with the same content would make every job look sta
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from string import Template
+
+from expops_smk.store import files as store_files
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,4 @@ def template(name: str) -> Template:
 
 def write_if_changed(path: Path, content: str) -> bool:
     """Atomically replace ``path`` only when its content differs, keeping its mtime otherwise."""
-    try:
-        if path.read_text(encoding="utf-8") == content:
-            return False
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(content, encoding="utf-8")
-    os.replace(tmp, path)
-    return True
+    return store_files.write_if_changed(path, content.encode("utf-8"))

@@ -112,6 +112,18 @@ def link_into(obj: Path, dest: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Atomically replace ``path`` only when its bytes differ, keeping its mtime otherwise: Snakemake
+    (and every stat cache) then sees no change. True when it was written."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    atomic_write(path, data)
+    return True
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write bytes to a temp file beside ``path`` and rename: readers see old or new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)

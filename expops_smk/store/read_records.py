@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from expops_smk.layout import READS_DIR, READS_INDEX
-from expops_smk.store.files import atomic_write
+from expops_smk.store.files import write_if_changed
 from expops_smk.store.hashing import CHUNK_BYTES, hash_bytes, hash_file
 
 Reads = dict[str, list]
@@ -138,7 +138,7 @@ def write_job_record(root: Path, key: str, token: str, reads: Reads) -> None:
     if not reads and token == INITIAL_TOKEN:
         path.unlink(missing_ok=True)
         return
-    _write_if_changed(path, {"token": token, "reads": reads})  # unchanged: prepare's stat cache keeps its entry
+    write_if_changed(path, _record_bytes({"token": token, "reads": reads}))  # unchanged: prepare's stat cache keeps its entry
 
 
 def read_job_record(path: Path) -> tuple[str, Reads] | None:
@@ -151,18 +151,13 @@ def read_job_record(path: Path) -> tuple[str, Reads] | None:
 
 
 def write_run_reads(root: Path, record_key: str, reads: Reads) -> None:
-    _write_if_changed(run_record_path(root, record_key), reads)
+    write_if_changed(run_record_path(root, record_key), _record_bytes(reads))
 
 
-def _write_if_changed(path: Path, payload: object) -> None:
-    """Records of a thousand files are rewritten by every execution: most often with the same bytes."""
-    text = (json.dumps(payload, sort_keys=True) + "\n").encode()
-    try:
-        if path.read_bytes() == text:
-            return
-    except OSError:
-        pass
-    atomic_write(path, text)
+def _record_bytes(payload: object) -> bytes:
+    """Records of a thousand files are rewritten by every execution, most often with the same bytes:
+    ``write_if_changed`` then leaves them alone."""
+    return (json.dumps(payload, sort_keys=True) + "\n").encode()
 
 
 def read_run_reads(root: Path, record_key: str) -> Reads | None:
