@@ -155,14 +155,15 @@ class OutputReader:
 
 
 def node_label(rule: str, wildcards: str) -> str:
-    """``train P1 S41`` from rule ``train`` and ``partition=p1, seed=41`` (the labels of ``graph``)."""
+    """``train P1 S41`` from rule ``train`` and ``partition=p1, seed=41``: the node's label, as in
+    ``graph``, ``status`` and its own error lines (which is how a failure is named only once)."""
+    from expops_smk.graph.nodes import Node, parse_partition, parse_seed
+
     values = dict(item.split("=", 1) for item in wildcards.split(", ") if "=" in item)
-    parts = [rule]
-    if "partition" in values:
-        parts.append("P" + values["partition"].removeprefix("p").replace("-p", "-"))
-    if "seed" in values:
-        parts.append("S" + values["seed"])
-    return " ".join(parts)
+    try:
+        return Node(rule, parse_partition(values.get("partition", "")), parse_seed(values.get("seed", ""))).label
+    except (KeyError, ValueError):  # not an expops-smk job (a user's own rule): its rule name
+        return rule
 
 
 def clock(seconds: float) -> str:

@@ -82,8 +82,28 @@ def test_a_node_that_reported_its_own_error_is_named_once() -> None:
         "FAILED node 'train P1 S2': the process function raised ValueError: x (traceback in logs/a.log)"]
 
 
+def test_a_nested_node_that_reported_its_own_error_is_named_once() -> None:
+    text = """\
+[Fri Dec  4 01:39:07 2026]
+rule train:
+    log: logs/train/p1-p2/s1.log
+    jobid: 7
+    wildcards: partition=p1-p2, seed=1
+expops-smk: node 'train P1-P2 S1': the process function raised ValueError: x (traceback in logs/b.log)
+[Fri Dec  4 01:39:08 2026]
+Error in rule train:
+    jobid: 7
+    log: logs/train/p1-p2/s1.log (check log file(s) for error details)
+"""
+    state, shown = read(text)
+    assert shown == ["FAILED node 'train P1-P2 S1': the process function raised ValueError: x (traceback in logs/b.log)"]
+    assert state.failed == ["node 'train P1-P2 S1': the process function raised ValueError: x (traceback in logs/b.log)"]
+
+
 def test_node_labels_and_which_commands_get_the_view() -> None:
-    assert node_label("train", "partition=p1-p2, seed=41-7") == "train P1-2 S41-7"
+    assert node_label("train", "partition=p1-p2, seed=41-7") == "train P1-P2 S41-S7"  # as the graph names it
+    assert node_label("train", "partition=p1, seed=41--7") == "train P1 S41-S-7"
+    assert node_label("mine", "sample=a") == "mine"
     assert node_label("load", "") == "load"
     assert wants_view(()) and wants_view(("--keep-going", "-j", "2"))
     assert not wants_view(("-n",)) and not wants_view(("--summary",)) and not wants_view(("--report=r.html",))
