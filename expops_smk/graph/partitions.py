@@ -54,13 +54,7 @@ def read_partitions(root: Path, process: str, relative: str | None = None) -> li
     """The partitions the last run of split ``process`` produced (from ``relative``, by default its
     ``_partitions.json``); [] before it ran, or if unreadable (the split then runs again, its
     declared output being missing or different)."""
-    try:
-        payload = json.loads((root / (relative or partitions_file(process))).read_text(encoding="utf-8"))
-        return [Partition(int(item["number"]), str(item["label"]), str(item["key"]), str(item["digest"]),
-                          str(item.get("source", "")), str(item.get("change", "")))
-                for item in payload["partitions"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
+    return _listed(root / (relative or partitions_file(process)), "partitions")
 
 
 def partitions_json(process: str, mode: str, partitions: Sequence[Partition],
@@ -75,11 +69,17 @@ def partitions_json(process: str, mode: str, partitions: Sequence[Partition],
 
 def read_removed(root: Path, process: str) -> list[Partition]:
     """The partitions the split's last run dropped (a removed file, a key no row has any more)."""
+    return _listed(root / partitions_file(process), "removed")
+
+
+def _listed(path: Path, section: str) -> list[Partition]:
+    """The partitions in one section of a partition list; [] when it is missing or unreadable."""
     try:
-        payload = json.loads((root / partitions_file(process)).read_text(encoding="utf-8"))
-        return [Partition(int(item["number"]), str(item["label"]), str(item["key"]), str(item["digest"]))
-                for item in payload.get("removed", [])]
-    except (OSError, ValueError, KeyError, TypeError):
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        return [Partition(int(item["number"]), str(item["label"]), str(item["key"]), str(item["digest"]),
+                          str(item.get("source", "")), str(item.get("change", "")))
+                for item in payload.get(section, [])]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []
 
 
