@@ -40,8 +40,8 @@ from expops_smk.runtime.reads import previous_reads, recorder_for, recording, st
 from expops_smk.runtime.seeding import derive_task_seed, seed_rngs
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.artifacts import Artifact
-from expops_smk.store.read_records import (INITIAL_TOKEN, digest_reads, job_key, read_run_reads, write_job_record,
-                                           write_run_reads)
+from expops_smk.store.read_markers import marker_token
+from expops_smk.store.read_records import digest_reads, job_key, read_run_reads, write_job_record, write_run_reads
 
 
 class UserCodeError(Exception):
@@ -65,11 +65,9 @@ class _Stored:
 class NodeRun:
     """One execution of one node."""
 
-    def __init__(self, root: Path, process: str, partition: str, seed: str, log: TextIO,
-                 reads_token: str = INITIAL_TOKEN) -> None:
+    def __init__(self, root: Path, process: str, partition: str, seed: str, log: TextIO) -> None:
         self.root = root
         self.log = log
-        self.reads_token = reads_token  # what the rule's params said: recorded with the reads (read_records)
         self.read_files: list[tuple[str, os.stat_result]] = []  # what the function read, set when executing
         # The --config parameter overrides of this Snakemake invocation (see codegen.overriding).
         self.project: ProjectConfig = apply_overrides(read_plan(root / PLAN_FILE, root).project,
@@ -156,6 +154,7 @@ class NodeRun:
         run_key = hash_payload(payload)
         locations = self.layout.output_locations(self.node)
         job = job_key(self.node.process, self.node.partition_value, self.node.seed_value)
+        reads_token = marker_token(self.root, job)  # what scheduled it: recorded with the reads (read_markers)
         bypass = cache_bypass_reason(os.environ, rule_name(self.spec.name),
                                      [f"{loc.results_dir}/{MANIFEST}" for loc in locations], self.project.execution.benchmark)
         if bypass:
@@ -185,7 +184,7 @@ class NodeRun:
                 self.growing.record(self.store)
             outcome = "executed"
         elapsed = time.perf_counter() - started
-        write_job_record(self.root, job, self.reads_token, reads)
+        write_job_record(self.root, job, reads_token, reads)
         for location in locations:
             self.store.put_json(self.location_dir(location) / RUN_FILE, {
                 "node": self.node.id, "label": self.node.label, "run_key": run_key, "outcome": outcome,
