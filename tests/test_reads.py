@@ -260,3 +260,15 @@ def test_a_re_execution_hashes_only_files_that_moved_since_its_previous_record(
     again = digest_reads(root, files, previous)
     assert hashed == [str(root / "data" / "b.csv")]
     assert again["data/a.csv"] == previous["data/a.csv"] and again["data/b.csv"][2] != previous["data/b.csv"][2]
+
+
+def test_a_marker_deleted_or_edited_by_hand_is_written_again(root: Path) -> None:
+    write_job_record(root, "work/p2", "files-read:t2", {})
+    read_tokens.refresh_tokens(root)
+    marker = root / marker_path("work/p2")
+    marker.unlink()
+    read_tokens.refresh_tokens(root)
+    assert marker_token(root, "work/p2") == "files-read:t2"
+    marker.write_text("files-read:other", encoding="utf-8")
+    read_tokens.refresh_tokens(root)
+    assert marker_token(root, "work/p2") == "files-read:t2"
