@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from expops_smk.runtime.launch import DISABLE_VARIABLE
+from expops_smk.runtime.warm_client import DISABLE_VARIABLE
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable

@@ -13,7 +13,7 @@ import re
 from string import Template
 
 from expops_smk.codegen.checkpoints import checkpoint_inputs, is_checkpoint, marker_pattern
-from expops_smk.codegen.directives import job_module, rule_directives
+from expops_smk.codegen.directives import job_command, rule_directives
 from expops_smk.codegen.environments import rule_conda_file, rule_python
 from expops_smk.codegen.files import template
 from expops_smk.codegen.patterns import all_locations, input_pattern, output_pattern
@@ -69,7 +69,7 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         log=job_file_pattern(LOGS_DIR, spec.name, wildcards, ".log"),
         params=_params(project, layout),
         extra=rule_directives(project, graph, layout, wildcards),
-        module=job_module("runtime"),
+        command=job_command("runtime"),
         python=rule_python(project, spec),
         conda=rule_conda_file(project, spec),
         process=spec.name,

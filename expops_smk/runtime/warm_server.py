@@ -1,7 +1,7 @@
 """The warm interpreter that jobs are forked from (see ``expops_smk.runtime.launch`` for why and when).
 
 ``python -m expops_smk.runtime.warm_server NAME`` claims the socket NAME in the user's 0700 folder
-(``launch.claim``; a second server for the same name exits at once), imports the runtime, pandas, pyarrow and the third-party modules the
+(``claim``; a second server for the same name exits at once), imports the runtime, pandas, pyarrow and the third-party modules the
 project's scripts import at top level, then forks one child per job request. The user's own scripts
 and helper modules are never imported here: each child imports them fresh, so an edit is seen by
 the next job exactly as with a cold start, and code hashes stay what they were.
@@ -25,7 +25,6 @@ import random
 import selectors
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
@@ -34,13 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from expops_smk.runtime.launch import (IDLE_VARIABLE, MAX_MESSAGE_BYTES, SERVER_PID_VARIABLE, claim, receive,
-                                       die_with_parent, run_entry_point, send)
+from expops_smk.runtime.launch import (ENTRY_POINTS, IDLE_VARIABLE, SERVER_PID_VARIABLE, die_with_parent, job_label,
+                                       run_entry_point)
+from expops_smk.runtime.warm_client import MAX_MESSAGE_BYTES, PEER_CREDENTIALS, receive, send, server_paths
 from expops_smk.runtime.preload import Freshness, freshness, modules_to_preload, preload, project_scripts
 
 
 DEFAULT_IDLE_SECONDS = 60.0
-_PEER_CREDENTIALS = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
 
 
 @dataclass
@@ -131,6 +130,45 @@ def leave(code: int) -> NoReturn:
     os._exit(code & 0xFF)  # what sys.exit(code) makes of a code outside 0-255
 
 
+def claim(name: str) -> tuple[socket.socket, int] | None:
+    """For a starting server: its socket, bound (not listening), its pid file written, and a lock.
+
+    None when there is no safe folder, another server is starting (it holds the lock) or serving
+    (its socket answers). The caller listens once its imports are done (until then jobs get
+    ECONNREFUSED and run cold), then closes the lock. The socket of a server that exited, or that
+    stopped accepting because a file changed, answers nothing and is replaced.
+    """
+    import fcntl
+
+    paths = server_paths(name)
+    if paths is None:
+        return None
+    socket_path, pid_file = paths
+    try:
+        lock = os.open(socket_path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
+            if probe.connect_ex(str(socket_path)) == 0:
+                os.close(lock)
+                return None
+        socket_path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        listener.bind(str(socket_path))
+        tmp = pid_file.with_name(f".{pid_file.name}.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with open(descriptor, "w", encoding="ascii") as handle:
+            handle.write(str(os.getpid()))
+        os.replace(tmp, pid_file)
+    except OSError:
+        os.close(lock)
+        return None
+    return listener, lock
+
+
 def idle_seconds() -> float:
     try:
         return max(0.0, float(os.environ.get(IDLE_VARIABLE, DEFAULT_IDLE_SECONDS)))
@@ -183,8 +221,8 @@ class Server:
         assert self.listener is not None
         connection, _ = self.listener.accept()
         try:
-            _, uid, _ = _PEER_CREDENTIALS.unpack(
-                connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEER_CREDENTIALS.size))
+            _, uid, _ = PEER_CREDENTIALS.unpack(
+                connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEER_CREDENTIALS.size))
             if uid != os.getuid():
                 connection.close()  # only root could have put it in our folder; serve only our user
                 return None
@@ -197,7 +235,8 @@ class Server:
         if not data and not descriptors:  # a starting server checking whether this one answers
             connection.close()
             return None
-        refusal = self.refusal() if len(descriptors) == 3 and data else "malformed request"
+        request = _parse_request(data) if len(descriptors) == 3 else None
+        refusal = self.refusal() if request is not None else "malformed request"
         if refusal is not None:
             log(f"refusing a job: {refusal}")
             for descriptor in descriptors:
@@ -206,7 +245,7 @@ class Server:
                 send(connection, {"refused": refusal})
             connection.close()
             return None
-        return self.fork(connection, json.loads(data), descriptors)
+        return self.fork(connection, request, descriptors)
 
     def refusal(self) -> str | None:
         if self.refuse_all:
@@ -239,7 +278,7 @@ class Server:
         self.selector.register(pidfd, selectors.EVENT_READ, ("pidfd", pid))
         self.selector.register(connection, selectors.EVENT_READ, pid)
         try:
-            send(connection, {"started": pid})
+            send(connection, {"started": pid, "label": job_label(request["entry"], request["args"])})
         except OSError:
             os.kill(pid, signal.SIGKILL)  # the client is gone already; reaped when the pidfd fires
         log(f"forked {pid} for {request['entry']} {' '.join(request['args'])}")
@@ -299,6 +338,19 @@ class Server:
         except KeyError:
             pass  # unregistered when the client went away
         job.connection.close()
+
+
+def _parse_request(data: bytes) -> dict[str, Any] | None:
+    """A job request, or None when it is not one (the client then runs the job cold, which reports
+    an unknown entry point as a usage error)."""
+    try:
+        request = json.loads(data)
+    except ValueError:
+        return None
+    valid = (isinstance(request, dict) and request.get("entry") in ENTRY_POINTS
+             and isinstance(request.get("args"), list) and isinstance(request.get("cwd"), str)
+             and isinstance(request.get("env"), dict))
+    return request if valid else None
 
 
 def _kill(job: _Job, signum: int) -> None:
