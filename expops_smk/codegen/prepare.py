@@ -125,6 +125,7 @@ def write_python_launcher(root: Path) -> None:
               "esac\n"
               f'exec "${{EXPOPS_PYTHON:-{python}}}" "$@"\n')
     path = confined_in_project(root / PYTHON_LAUNCHER, root)
+    write_job_client(root)
     try:
         if path.read_text(encoding="utf-8") == script and os.access(path, os.X_OK):
             return
@@ -135,7 +136,6 @@ def write_python_launcher(root: Path) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(script)
     os.replace(tmp, path)
-    write_job_client(root)
 
 
 JOB_SCRIPT = '''"""Every job of this project starts here (written by expops-smk at each parse of the Snakefile).
@@ -159,11 +159,20 @@ def write_job_client(root: Path) -> None:
     """``.expops/bin/job.py`` and the copy of ``warm_client`` it imports (so its bytecode is cached,
     unlike a script's): the job's start costs no import of expops-smk, and the copy is the
     installed expops-smk's, refreshed at each parse."""
+    import importlib.util
+    import py_compile
+
     from expops_smk.store.files import confined_in_project, write_if_changed
 
     script = confined_in_project(root / JOB_CLIENT, root)
     write_if_changed(script, JOB_SCRIPT.encode())
-    write_if_changed(confined_in_project(script.with_name("warm_client.py"), root), CLIENT_SOURCE.read_bytes())
+    client = confined_in_project(script.with_name("warm_client.py"), root)
+    bytecode = confined_in_project(Path(importlib.util.cache_from_source(str(client))), root)
+    if write_if_changed(client, CLIENT_SOURCE.read_bytes()) or not bytecode.exists():
+        # Compiled here, not left to the first job: with PYTHONDONTWRITEBYTECODE set (as in some
+        # environments) every job would compile it again (5 ms). Checked by hash, not by mtime.
+        py_compile.compile(str(client), cfile=str(bytecode), doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
 
 
 def outer(value: str, count: int) -> str:

@@ -13,17 +13,16 @@ the protocol, the server's authentication and the relaying of signals and exit s
 So this module imports only the standard library, and nothing of expops-smk: it runs from its copy.
 """
 
-from __future__ import annotations
-
-import json
 import os
-import signal
-import socket
-import stat
-import struct
 import sys
-from pathlib import Path
-from typing import Any, Mapping
+
+import _signal  # not `signal`, `socket`, `json`, `pathlib` or `typing`: importing those (enum,
+import _socket  # selectors, re, urllib.parse...) cost more than the rest of a served job's client
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 DISABLE_VARIABLE = "EXPOPS_SMK_WARM"
 """Set to ``0`` to run every job cold (``expops_smk.layout.WARM_VARIABLE``; a test keeps them equal)."""
@@ -36,11 +35,11 @@ COLD_FLAG, START_FLAG = "--cold", "--start-server"
 
 MAX_MESSAGE_BYTES = 1 << 20
 """Upper bound of one protocol message; a request carries the job's whole environment."""
-RELAYED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+RELAYED_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2)
 _CLUSTER_JOB_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID")
 _LIMITS = ("RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_STACK", "RLIMIT_CPU")
 _SUN_PATH_BYTES = 107  # sun_path is 108 bytes with its NUL
-PEER_CREDENTIALS = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
+_S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, 0o040000, 0o100000  # <sys/stat.h>, as the `stat` module has them
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     os.execv(sys.executable, [sys.executable, "-m", COLD_LAUNCHER, *told, *argv])
 
 
-def warm_start_possible(environ: Mapping[str, str]) -> bool:
+def warm_start_possible(environ: "Mapping[str, str]") -> bool:
     """SO_PEERCRED and pidfds are Linux features; cluster jobs must not leave a server."""
-    return (sys.platform.startswith("linux") and hasattr(os, "pidfd_open") and hasattr(socket, "send_fds")
+    return (sys.platform.startswith("linux") and hasattr(os, "pidfd_open") and hasattr(_socket, "SCM_RIGHTS")
             and environ.get(DISABLE_VARIABLE, "1") != "0"
             and not any(name in environ for name in _CLUSTER_JOB_VARIABLES))
 
@@ -68,9 +67,8 @@ def server_name() -> str:
     jobs whose interpreter, project, environment, umask, limits and priority equal its own: the
     name is a hash of all of them. A server is started by such a job, so it matches by construction.
     ``-S`` is left out of the interpreter's flags: the client has it, the cold launcher it
-    ``exec``-s (which computes the name again, and starts the server) has not.
+    ``exec``-s (which starts the server) has not.
     """
-    import hashlib
     import resource
 
     umask = os.umask(0o022)
@@ -82,11 +80,23 @@ def server_name() -> str:
         umask, [resource.getrlimit(getattr(resource, name)) for name in _LIMITS],
         os.getpriority(os.PRIO_PROCESS, 0),
     ]
-    digest = hashlib.sha256(json.dumps(identity, default=str).encode()).hexdigest()[:32]
+    digest = _sha256(repr(identity).encode("utf-8", "backslashreplace")).hexdigest()[:32]
     return f"expops-smk-warm-{digest}"
 
 
-def server_dir() -> Path | None:
+def _sha256(data: bytes) -> "Any":
+    """SHA-256 from the interpreter's built-in module when it has one: ``hashlib`` loads OpenSSL."""
+    try:
+        from _sha2 import sha256  # Python 3.12 and later
+    except ImportError:
+        try:
+            from _sha256 import sha256  # Python 3.11
+        except ImportError:
+            from hashlib import sha256
+    return sha256(data)
+
+
+def server_dir() -> str | None:
     """The user's own folder for servers' sockets and pid files, or None when it is not safe.
 
     Not an abstract socket name: those are visible to, and can be bound by, every local user, and a
@@ -97,37 +107,56 @@ def server_dir() -> Path | None:
     """
     uid = os.getuid()
     for base in (os.environ.get("XDG_RUNTIME_DIR", ""), os.environ.get("TMPDIR", ""), "/tmp"):
-        folder = Path(base) / f"expops-smk-{uid}"
-        if not base.startswith("/") or len(str(folder).encode()) + 38 > _SUN_PATH_BYTES:
+        folder = os.path.join(base, f"expops-smk-{uid}")
+        if not base.startswith("/") or len(os.fsencode(folder)) + 38 > _SUN_PATH_BYTES:
             continue  # a relative base, or too long for "<32 hex digits>.sock"
         try:
-            folder.mkdir(mode=0o700, exist_ok=True)
+            try:
+                os.mkdir(folder, 0o700)
+            except FileExistsError:
+                pass
             info = os.lstat(folder)
         except OSError:
             return None
-        safe = stat.S_ISDIR(info.st_mode) and info.st_uid == uid and not info.st_mode & 0o077
+        safe = info.st_mode & _S_IFMT == _S_IFDIR and info.st_uid == uid and not info.st_mode & 0o077
         return folder if safe else None
     return None
 
 
-def server_paths(name: str) -> tuple[Path, Path] | None:
+def server_paths(name: str) -> tuple[str, str] | None:
     """(socket, pid file) of the server ``name``; None when there is no safe folder for them."""
     folder = server_dir()
     if folder is None:
         return None
     digest = name.rsplit("-", 1)[-1]
-    return folder / f"{digest}.sock", folder / f"{digest}.pid"
+    return os.path.join(folder, f"{digest}.sock"), os.path.join(folder, f"{digest}.pid")
 
 
-def authenticated(connection: socket.socket, pid_file: Path) -> bool:
+def unix_socket() -> _socket.socket:
+    """A socket of the kind servers listen on: one message per send, so no framing is needed."""
+    return _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+
+
+def peer_credentials(connection: _socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end, from the kernel (SO_PEERCRED)."""
+    import _struct
+
+    return _struct.unpack("3i", connection.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12))
+
+
+def authenticated(connection: _socket.socket, pid_file: str) -> bool:
     """Whether the peer is our user's server whose pid its 0600 pid file names (checked before sending)."""
     try:
-        pid, uid, _ = PEER_CREDENTIALS.unpack(
-            connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEER_CREDENTIALS.size))
+        pid, uid, _ = peer_credentials(connection)
         info = os.lstat(pid_file)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        if info.st_mode & _S_IFMT != _S_IFREG or info.st_uid != os.getuid() or info.st_mode & 0o077:
             return False
-        return uid == os.getuid() and pid == int(pid_file.read_text(encoding="ascii"))
+        descriptor = os.open(pid_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            recorded = int(os.read(descriptor, 32))
+        finally:
+            os.close(descriptor)
+        return uid == os.getuid() and pid == recorded
     except (OSError, ValueError):
         return False
 
@@ -140,50 +169,70 @@ def run_in_server(entry: str, args: list[str]) -> tuple[int | None, str | None]:
     if paths is None:  # no folder only we can enter: never talk to (or start) a server
         return None, None
     socket_path, pid_file = paths
-    connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    with connection:
+    connection = unix_socket()
+    try:
         try:
-            connection.connect(str(socket_path))
+            connection.connect(socket_path)
         except OSError:  # none yet, or still importing: this job runs cold
             return None, name
         if not authenticated(connection, pid_file):
             return None, None  # someone else's socket: send nothing, run cold
-        request = {"entry": entry, "args": args, "cwd": os.getcwd(), "env": dict(os.environ)}
+        request = encode(["job", entry, os.getcwd(), str(len(args)), *args, *(f"{k}={v}" for k, v in os.environ.items())])
         try:
-            socket.send_fds(connection, [json.dumps(request).encode()], [0, 1, 2])
+            connection.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, _FDS)])
             reply = receive(connection)
         except OSError:
             return None, None
-        if reply is None or "started" not in reply:
-            stale = reply is not None and reply.get("refused") == "stale"
+        if reply[:1] != ["started"] or len(reply) != 3:
+            stale = reply == ["refused", "stale"]
             return None, (name if stale else None)  # a stale server has released the name already
-        return wait(connection, int(reply["started"]), str(reply.get("label", "job")), args), None
+        return wait(connection, int(reply[1]), reply[2], args), None
+    finally:
+        connection.close()
 
 
-def wait(connection: socket.socket, child: int, label: str, args: list[str]) -> int:
+_FDS = b"".join(number.to_bytes(4, sys.byteorder) for number in (0, 1, 2))
+"""The job's standard streams as SCM_RIGHTS data (an array of C ints): the child writes to them."""
+
+
+def parse_request(data: bytes) -> tuple[str, list[str], str, dict[str, str]] | None:
+    """(entry, args, cwd, environment) of a job request, or None when it is not one."""
+    fields = decode(data)
+    if len(fields) < 4 or fields[0] != "job" or not fields[3].isdigit():
+        return None
+    count = int(fields[3])
+    if len(fields) < 4 + count:
+        return None
+    pairs = [item.partition("=") for item in fields[4 + count:]]
+    if any(not key or not sep for key, sep, _ in pairs):
+        return None
+    return fields[1], fields[4:4 + count], fields[2], {key: value for key, _, value in pairs}
+
+
+def wait(connection: _socket.socket, child: int, label: str, args: list[str]) -> int:
     """Relay signals to the forked child until the server reports its exit status."""
 
     relayed: set[int] = set()
 
-    def relay(signum: int, _frame: Any) -> None:
+    def relay(signum: int, _frame: object) -> None:
         relayed.add(signum)
         try:
-            send(connection, {"signal": signum})
+            connection.send(encode(["signal", str(signum)]))
         except OSError:
             pass  # the server is gone; it killed the child on its way out, or we report below
 
     for signum in RELAYED_SIGNALS:
-        signal.signal(signum, relay)
+        _signal.signal(signum, relay)
     try:
         reply = receive(connection)
     except OSError:
-        reply = None
-    if reply is None or "status" not in reply:
+        reply = []
+    if reply[:1] != ["status"] or len(reply) != 3:
         report(f"expops-smk: {label}: the warm interpreter stopped while running this job "
                f"(pid {child}); run snakemake again, or set {DISABLE_VARIABLE}=0 (server log: {SERVER_LOG})")
         return 1
     # The server watched the child's pipe: it says whether the job reported its own outcome.
-    return exit_status(label, args, int(reply["status"]), reported=reply.get("reported") is True, relayed=relayed)
+    return exit_status(label, args, int(reply[1]), reported=reply[2] == "1", relayed=relayed)
 
 
 def exit_status(label: str, args: list[str], status: int, reported: bool, relayed: set[int] = frozenset()) -> int:
@@ -194,6 +243,8 @@ def exit_status(label: str, args: list[str], status: int, reported: bool, relaye
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
         if -code not in relayed:
+            import signal
+
             report(f"expops-smk: {label}: killed by {signal.Signals(-code).name} ({_log_hint(args)})")
         return 128 - code
     if reported:
@@ -207,14 +258,20 @@ def _log_hint(args: list[str]) -> str:
     return f"log: {values['--log']}" if "--log" in values else "no log"
 
 
-def receive(connection: socket.socket) -> dict[str, Any] | None:
-    """One JSON message, or None at end of stream."""
-    data = connection.recv(MAX_MESSAGE_BYTES)
-    return json.loads(data) if data else None
+def encode(fields: list[str]) -> bytes:
+    """One protocol message: its fields joined by NUL, which no argument, path or environment
+    variable can hold (so nothing needs quoting, and no JSON module is imported to read it)."""
+    return b"\0".join(os.fsencode(field) for field in fields)
 
 
-def send(connection: socket.socket, message: Mapping[str, Any]) -> None:
-    connection.send(json.dumps(message).encode())
+def decode(data: bytes) -> list[str]:
+    """The fields of one message; ``[]`` at end of stream."""
+    return [os.fsdecode(field) for field in data.split(b"\0")] if data else []
+
+
+def receive(connection: _socket.socket) -> list[str]:
+    """The fields of the next message, or ``[]`` at end of stream."""
+    return decode(connection.recv(MAX_MESSAGE_BYTES))
 
 
 def report(line: str) -> None:

@@ -19,7 +19,6 @@ import atexit
 import contextlib
 import gc
 import io
-import json
 import os
 import random
 import selectors
@@ -31,11 +30,12 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from expops_smk.runtime.launch import (ENTRY_POINTS, IDLE_VARIABLE, SERVER_PID_VARIABLE, die_with_parent, job_label,
                                        run_entry_point)
-from expops_smk.runtime.warm_client import MAX_MESSAGE_BYTES, PEER_CREDENTIALS, receive, send, server_paths
+from expops_smk.runtime.warm_client import (MAX_MESSAGE_BYTES, encode, parse_request, peer_credentials, receive,
+                                            server_paths)
 from expops_smk.runtime.preload import Freshness, freshness, modules_to_preload, preload, project_scripts
 
 
@@ -50,6 +50,23 @@ class _Job:
     pid: int
     pidfd: int
     done: int  # read end of the pipe the child writes to once its entry point has returned
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A job: the entry point, its arguments, the client's working directory and environment."""
+
+    entry: str
+    args: list[str]
+    cwd: str
+    env: dict[str, str]
+
+    @classmethod
+    def parse(cls, data: bytes) -> _Request | None:
+        """None for anything but a job of a known entry point (the client then runs the job cold,
+        which reports an unknown entry point as a usage error)."""
+        fields = parse_request(data)
+        return cls(*fields) if fields is not None and fields[0] in ENTRY_POINTS else None
 
 
 @dataclass(frozen=True)
@@ -143,7 +160,7 @@ def claim(name: str) -> tuple[socket.socket, int] | None:
     paths = server_paths(name)
     if paths is None:
         return None
-    socket_path, pid_file = paths
+    socket_path, pid_file = map(Path, paths)
     try:
         lock = os.open(socket_path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError:
@@ -221,8 +238,7 @@ class Server:
         assert self.listener is not None
         connection, _ = self.listener.accept()
         try:
-            _, uid, _ = PEER_CREDENTIALS.unpack(
-                connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEER_CREDENTIALS.size))
+            _, uid, _ = peer_credentials(connection)
             if uid != os.getuid():
                 connection.close()  # only root could have put it in our folder; serve only our user
                 return None
@@ -235,14 +251,14 @@ class Server:
         if not data and not descriptors:  # a starting server checking whether this one answers
             connection.close()
             return None
-        request = _parse_request(data) if len(descriptors) == 3 else None
+        request = _Request.parse(data) if len(descriptors) == 3 else None
         refusal = self.refusal() if request is not None else "malformed request"
         if refusal is not None:
             log(f"refusing a job: {refusal}")
             for descriptor in descriptors:
                 os.close(descriptor)
             with contextlib.suppress(OSError):
-                send(connection, {"refused": refusal})
+                connection.send(encode(["refused", refusal]))
             connection.close()
             return None
         return self.fork(connection, request, descriptors)
@@ -255,7 +271,7 @@ class Server:
             return "stale"
         return None
 
-    def fork(self, connection: socket.socket, request: dict[str, Any], descriptors: list[int]) -> ChildTask | None:
+    def fork(self, connection: socket.socket, request: _Request, descriptors: list[int]) -> ChildTask | None:
         sys.stdout.flush()
         sys.stderr.flush()
         done_read, done_write = os.pipe()
@@ -278,13 +294,13 @@ class Server:
         self.selector.register(pidfd, selectors.EVENT_READ, ("pidfd", pid))
         self.selector.register(connection, selectors.EVENT_READ, pid)
         try:
-            send(connection, {"started": pid, "label": job_label(request["entry"], request["args"])})
+            connection.send(encode(["started", str(pid), job_label(request.entry, request.args)]))
         except OSError:
             os.kill(pid, signal.SIGKILL)  # the client is gone already; reaped when the pidfd fires
-        log(f"forked {pid} for {request['entry']} {' '.join(request['args'])}")
+        log(f"forked {pid} for {request.entry} {' '.join(request.args)}")
         return None
 
-    def become_child(self, connection: socket.socket, request: dict[str, Any], descriptors: list[int],
+    def become_child(self, connection: socket.socket, request: _Request, descriptors: list[int],
                      done: int) -> ChildTask:
         """Drop the server's state and take the client's streams, directory and environment."""
         server_pid = os.getppid()
@@ -301,26 +317,26 @@ class Server:
             os.dup2(descriptor, target)
         for descriptor in descriptors:
             os.close(descriptor)
-        os.chdir(request["cwd"])
+        os.chdir(request.cwd)
         os.environ.clear()
-        os.environ.update(request["env"])
+        os.environ.update(request.env)
         os.environ[SERVER_PID_VARIABLE] = str(server_pid)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         random.seed()  # siblings must not share the server's random state (nodes seed their own)
-        return ChildTask(request["entry"], list(request["args"]), done)
+        return ChildTask(request.entry, request.args, done)
 
     def message_from_client(self, job: _Job) -> None:
         """A signal to relay, or the client's end of stream: it died, so must its job."""
         try:
             message = receive(job.connection)
-        except (OSError, ValueError):
-            message = None
-        if message is None:
+        except OSError:
+            message = []
+        if not message:
             self.selector.unregister(job.connection)
             _kill(job, signal.SIGKILL)
             return
-        if isinstance(message.get("signal"), int):
-            _kill(job, message["signal"])
+        if len(message) == 2 and message[0] == "signal" and message[1].isdigit():
+            _kill(job, int(message[1]))
 
     def reap(self, job: _Job) -> None:
         _, status = os.waitpid(job.pid, 0)
@@ -330,7 +346,7 @@ class Server:
         os.close(job.done)
         del self.jobs[job.pid]
         try:
-            send(job.connection, {"status": status, "reported": reported})
+            job.connection.send(encode(["status", str(status), "1" if reported else "0"]))
         except OSError:
             pass  # the client died first
         try:
@@ -338,19 +354,6 @@ class Server:
         except KeyError:
             pass  # unregistered when the client went away
         job.connection.close()
-
-
-def _parse_request(data: bytes) -> dict[str, Any] | None:
-    """A job request, or None when it is not one (the client then runs the job cold, which reports
-    an unknown entry point as a usage error)."""
-    try:
-        request = json.loads(data)
-    except ValueError:
-        return None
-    valid = (isinstance(request, dict) and request.get("entry") in ENTRY_POINTS
-             and isinstance(request.get("args"), list) and isinstance(request.get("cwd"), str)
-             and isinstance(request.get("env"), dict))
-    return request if valid else None
 
 
 def _kill(job: _Job, signum: int) -> None:
