@@ -56,7 +56,8 @@ def touch_twin(snakefile: str) -> str:
 def job_commands(project: Path, rule: str) -> list[str]:
     """The shell commands of every ``rule`` job, exactly as Snakemake would run them (``-n -p``)."""
     printed = run_timed([SNAKEMAKE, "-n", "-p", "--forcerun", rule, "--cores", "1"], project).output
-    commands = [line.strip() for line in printed.splitlines() if f" runtime {rule} " in line]
+    commands = [line.split("Shell command:", 1)[-1].strip() for line in printed.splitlines()
+                if f" runtime {rule} " in line]
     if not commands:
         raise RuntimeError(f"P9: no {rule} command in snakemake -n -p:\n{printed[-2000:]}")
     return commands
