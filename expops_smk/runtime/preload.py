@@ -19,11 +19,9 @@ from pathlib import Path
 from expops_smk.layout import PLAN_FILE
 
 BASE_MODULES = ("expops_smk.runtime.node_job", "expops_smk.runtime.chart_job", "expops_smk.runtime.user_scripts", "numpy",
-                "pandas", "pyarrow.parquet", "pyarrow.dataset", "email.parser")
+                "pandas", "pyarrow.parquet", "pyarrow.dataset")
 """What every node imports (or a chart node, for ``charts``) whatever the project. ``pyarrow.dataset``
-is what ``pyarrow.parquet.read_table`` imports on first use (about 20 ms): every node reading a table.
-``email.parser`` is what ``importlib.metadata`` imports to read a library's version, which every
-node does for its run key (2-9 ms, a quarter of a restore)."""
+is what ``pyarrow.parquet.read_table`` imports on first use (about 20 ms): every node reading a table."""
 
 FULL_SCAN_SECONDS = 1.0
 """How often, at most, every loaded module's file is stat-ed; between scans a job costs only the
