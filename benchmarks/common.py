@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from expops_smk.runtime.launch import DISABLE_VARIABLE
+from expops_smk.layout import WARM_VARIABLE
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -32,7 +32,7 @@ SNAKEMAKE = str(BIN / "snakemake")
 EXPOPS_SMK = str(BIN / "expops-smk")
 COMMAND_TIMEOUT = 1800
 """Seconds any one measured command may take before the suite gives up on it."""
-WARM_START_VARIABLE = DISABLE_VARIABLE
+WARM_START_VARIABLE = WARM_VARIABLE
 MEMORY_LIMIT = 16_000_000_000
 """Address-space limit of every child process (bytes): a runaway step fails instead of swapping."""
 

@@ -38,7 +38,8 @@ WARM_VARIABLE = "EXPOPS_SMK_WARM"
 """Set to ``0`` to run every job cold (the rules stay as generated); the Snakefile sets it when the
 project turns warm start off or benchmarks jobs."""
 LAUNCHER_MODULE = "expops_smk.runtime.launch"
-"""Runs an entry point forked from a warm interpreter when it can (``python -m`` LAUNCHER ENTRY ARGS)."""
+"""Runs an entry point cold, or forked from a warm interpreter (``python -m`` LAUNCHER ENTRY ARGS): what
+the job client ``exec``-s when no warm server took the job."""
 
 STORE_DIR = ".expops"
 DATA_DIGEST = f"{STORE_DIR}/inputs/data.xxh3"
@@ -102,6 +103,9 @@ ENVS_DIR = f"{STORE_DIR}/envs"
 PYTHON_LAUNCHER = f"{STORE_DIR}/bin/python"
 """The interpreter of jobs without an environment of their own, as the rules call it: a small shell
 script that runs the Python that runs Snakemake, so `snakemake -p` prints commands that run as is."""
+JOB_CLIENT = f"{STORE_DIR}/bin/job.py"
+"""What every rule's command runs (``python -S`` JOB_CLIENT ENTRY ARGS): hands the job to the warm server,
+importing only ``warm_client.py`` beside it (a copy of ``expops_smk.runtime.warm_client``), else runs it cold."""
 
 
 def environment_python(digest: str) -> str:

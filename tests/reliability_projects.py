@@ -26,7 +26,7 @@ from typing import IO
 from e2e import CALLS_HELPER, SNAKEMAKE, Project, _env, _limit_memory
 from projects import write_project
 
-from expops_smk.layout import MANIFEST as MANIFEST_NAME
+from expops_smk.layout import JOB_CLIENT, MANIFEST as MANIFEST_NAME
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.hashing import hash_file
 from expops_smk.store.maintenance import verify_artifacts
@@ -196,10 +196,12 @@ def descendants(root_pid: int) -> list[Proc]:
 
 
 def runtime_jobs(root_pid: int) -> list[Proc]:
-    """The job processes below ``root_pid`` (not their shells): ``python -m expops_smk.runtime.launch
-    runtime`` (killing one makes its warm server kill the node it forked) or, cold, the runtime."""
+    """The job processes below ``root_pid`` (not their shells): ``python -S .expops/bin/job.py runtime``
+    (killing one makes its warm server kill the node it forked), the cold launcher it became
+    (``python -m expops_smk.runtime.launch --cold runtime``) or, cold, the runtime."""
     return [proc for proc in descendants(root_pid)
-            if ("-m expops_smk.runtime.launch runtime " in proc.cmdline or "-m expops_smk.runtime " in proc.cmdline)
+            if (f"{JOB_CLIENT} runtime " in proc.cmdline or "-m expops_smk.runtime " in proc.cmdline
+                or ("-m expops_smk.runtime.launch " in proc.cmdline and " runtime " in proc.cmdline))
             and Path(proc.cmdline.split(" ")[0]).name.startswith("python") and not has_exited(proc.pid)]
 
 

@@ -474,8 +474,8 @@ def test_sys_exit_in_chart_code_fails_the_chart(tmp_path: Path, script: str, lin
     assert run([sys.executable, "-m", "expops_smk.cli", "generate", "."], root).returncode == 0
     (root / "results/load").mkdir(parents=True)
     (root / "results/load/_metrics.json").write_text(json.dumps({"series": [], "snapshots": {}}))
-    done = run([sys.executable, "-m", "expops_smk.runtime.launch", "charts", "broken", "--log", "logs/charts/broken.log"],
-               root)
+    done = run([sys.executable, "-S", ".expops/bin/job.py", "charts", "broken", "--log", "logs/charts/broken.log"],
+               root)  # the rule's command: the job client, which runs the chart cold through the launcher
     assert done.returncode == 1
     assert done.stderr.splitlines() == [f"expops-smk: chart 'broken': {line} (traceback in logs/charts/broken.log)"]
     assert "SystemExit" in (root / "logs/charts/broken.log").read_text()

@@ -97,7 +97,7 @@ def test_every_rule_logs_per_job(project: Path) -> None:
 def test_shell_command(project: Path) -> None:
     shell = rules_of(project)["train_model"].split("shell:", 1)[1].strip().splitlines()[-1].strip()
     # A path relative to the project folder: `snakemake -p` prints a command that runs as is there.
-    assert shell == ("+ 'PYTHONHASHSEED=0 .expops/bin/python -m expops_smk.runtime.launch runtime train-model "
+    assert shell == ("+ 'PYTHONHASHSEED=0 .expops/bin/python -S .expops/bin/job.py runtime train-model "
                      "--partition={wildcards.partition} --seed={wildcards.seed} --log {log}'")
     assert "os.environ.update(EXPOPS_PYTHON=sys.executable)" in (project / SNAKEFILE).read_text()
     assert 'conda:\n        "../envs/expops-smk-runtime.yaml"' in rules_of(project)["train_model"]

@@ -271,7 +271,7 @@ def test_a_workflow_generated_by_version_0_2_upgrades_itself_without_running_use
                          .replace("from expops_smk.codegen.prepare import create_environments, export_forced, outer, "
                                   "prepare", "from expops_smk.workflow import outer, prepare")
                          .replace("onstart:\n    export_forced(workflow)\n    create_environments(workflow.basedir)\n", ""))
-    rules.write_text(rules.read_text().replace("-m expops_smk.runtime.launch runtime", "-m expops_smk.launch runtime"))
+    rules.write_text(rules.read_text().replace("-S .expops/bin/job.py runtime", "-m expops_smk.launch runtime"))
     stamp.write_text(stamp.read_text().replace(f'"version": "{__version__}"', '"version": "0.2.0"'))
     (project.root / ".expops/generated.json").unlink()  # 0.2 kept no digests of what it generated
     upgraded = project.snakemake()

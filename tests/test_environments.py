@@ -251,11 +251,11 @@ def test_rules_run_their_environments_python_and_name_it_in_their_command(make_p
     digest = load_project(root).environments["main"].digest
     rules = (root / "workflow/rules/processes.smk").read_text()
     load_rule, train_rule = rules.split("rule load:")[1].split("rule train:")
-    assert f"PYTHONHASHSEED=0 .expops/envs/{digest}/bin/python -m" in train_rule
+    assert f"PYTHONHASHSEED=0 .expops/envs/{digest}/bin/python -S .expops/bin/job.py runtime train " in train_rule
     assert f"\"# environment: venv environment 'main' {digest}\\n\"" in train_rule
     assert 'conda:\n        "../envs/main.yaml"' in train_rule
     # A conda environment runs where Snakemake runs unless Snakemake deploys it.
-    assert "PYTHONHASHSEED=0 .expops/bin/python -m" in load_rule and "../envs/plain.yaml" in load_rule
+    assert "PYTHONHASHSEED=0 .expops/bin/python -S .expops/bin/job.py runtime load " in load_rule and "../envs/plain.yaml" in load_rule
     main = yaml.safe_load((root / "workflow/envs/main.yaml").read_text())
     assert "x==1" in next(item["pip"] for item in main["dependencies"] if isinstance(item, dict))
     launcher = root / ".expops/bin/python"

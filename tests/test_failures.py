@@ -22,7 +22,8 @@ from projects import write_project
 
 from expops_smk.codegen.prepare import generate_project
 from expops_smk.runtime import node_job
-from expops_smk.runtime.launch import exit_status, job_label
+from expops_smk.runtime.launch import job_label
+from expops_smk.runtime.warm_client import exit_status
 
 CONFIG = """\
 scripts: {main: src/main.py}
@@ -200,10 +201,11 @@ def test_the_launcher_names_the_node_from_its_arguments() -> None:
 
 def test_exit_status_reports_only_deaths_the_job_did_not_report(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["train", "--seed", "41", "--log", "logs/t.log"]
-    assert exit_status("runtime", args, 2 << 8, reported=True) == 2
-    assert exit_status("runtime", args, 15, reported=False, relayed={15}) == 128 + 15  # Snakemake cancelled it
+    label = job_label("runtime", args)
+    assert exit_status(label, args, 2 << 8, reported=True) == 2
+    assert exit_status(label, args, 15, reported=False, relayed={15}) == 128 + 15  # Snakemake cancelled it
     assert capsys.readouterr().err == ""
-    assert exit_status("runtime", args, 0, reported=False) == 1
+    assert exit_status(label, args, 0, reported=False) == 1
     assert capsys.readouterr().err.splitlines() == [
         "expops-smk: node 'train S41': exited with status 0 without reporting (log: logs/t.log)"]
 

@@ -161,3 +161,14 @@ def test_track_library_versions_must_be_a_flag_and_turns_versions_off(tmp_path: 
     assert off.processes["a"].libraries == {} and off.execution.track_library_versions is False
     with pytest.raises(ExpopsError, match="execution.track_library_versions"):
         load_project(write_project(tmp_path / "bad", config % "'no'", script, script_path="src/main.py"))
+
+
+def test_installed_versions_read_from_the_metadata_headers_equal_importlib_metadatas() -> None:
+    """A job reads each library's version from its metadata's header block only (issue 18 P9)."""
+    import importlib.metadata
+
+    from expops_smk.config.libraries import installed_versions
+
+    names = sorted({dist.metadata["Name"] for dist in importlib.metadata.distributions()})
+    assert installed_versions([*names, "not-installed-xyz"]) == {
+        **{name: importlib.metadata.version(name) for name in names}, "not-installed-xyz": None}

@@ -161,7 +161,7 @@ def test_warm_start_decides_how_jobs_start_not_what_the_rules_run(tmp_path: Path
     generate_project(root)
     commands = {name: block.split("shell:", 1)[1] for name, block in rules_of(root).items()}
     # The same command whatever the settings: Snakemake re-runs a job whose command text changed.
-    assert len(commands) == 7 and all(f" -m expops_smk.runtime.launch runtime {name} " in command
+    assert len(commands) == 7 and all(f" -S .expops/bin/job.py runtime {name} " in command
                                       for name, command in commands.items()), commands
     snakefile = (root / "workflow" / "Snakefile").read_text(encoding="utf-8")
     assert ('os.environ.update(EXPOPS_SMK_WARM="0")' in snakefile) == cold

@@ -24,7 +24,8 @@ from e2e import Project, _env
 from projects import write_project
 
 from expops_smk.codegen.prepare import generate_project
-from expops_smk.runtime.launch import warm_start_possible
+from expops_smk.layout import JOB_CLIENT
+from expops_smk.runtime.warm_client import warm_start_possible
 
 pytestmark = pytest.mark.skipif(not warm_start_possible({}), reason="warm start needs Linux")
 
@@ -76,13 +77,13 @@ def make():
 
 def _server_name(root: Path, env: dict[str, str]) -> str:
     """The name the job computes: same interpreter, directory and environment."""
-    return subprocess.run([sys.executable, "-c", "from expops_smk.runtime.launch import server_name; "
+    return subprocess.run([sys.executable, "-c", "from expops_smk.runtime.warm_client import server_name; "
                            "print(server_name())"], cwd=root, env=env, text=True, capture_output=True,
                           check=True).stdout.strip()
 
 
 def _launch(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "expops_smk.runtime.launch", "runtime", "make", "--log",
+    return subprocess.run([sys.executable, "-S", JOB_CLIENT, "runtime", "make", "--log",  # as the rules do
                            "logs/make.log"], cwd=root, env=env, text=True, capture_output=True, timeout=120)
 
 

@@ -26,8 +26,8 @@ from projects import write_project
 from reliability_projects import has_exited, stop_warm_processes, wait_for
 from test_e2e_core import write_core
 
-from expops_smk.layout import SERVER_LOG
-from expops_smk.runtime.launch import server_name, warm_start_possible
+from expops_smk.layout import JOB_CLIENT, SERVER_LOG
+from expops_smk.runtime.warm_client import server_name, warm_start_possible
 from expops_smk.runtime.preload import modules_to_preload, project_scripts, top_level_imports
 from expops_smk.codegen.prepare import generate_project
 
@@ -149,7 +149,7 @@ class Warm:
         self.env = env
 
     def start(self, process: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-m", "expops_smk.runtime.launch", "runtime", process,
+        return subprocess.Popen([sys.executable, "-S", JOB_CLIENT, "runtime", process,  # as the rules do
                                  "--log", f"logs/{process}.log"], cwd=self.root, env=self.env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 

@@ -15,7 +15,7 @@ from typing import Mapping
 
 from expops_smk.codegen.checkpoints import ancient, chart_checkpoint_inputs
 from expops_smk.codegen.command_comments import comment_literal, shell_block
-from expops_smk.codegen.directives import job_module
+from expops_smk.codegen.directives import job_command
 from expops_smk.codegen.environments import rule_conda_file, rule_python
 from expops_smk.codegen.files import template
 from expops_smk.codegen.rules import dependency_comments
@@ -33,15 +33,15 @@ def render_chart_rules(project: ProjectConfig, graph: Graph, charts: Mapping[str
                        header: Mapping[str, str]) -> str:
     """``rules/charts.smk``: one rule per chart and ``CHART_TARGETS`` for ``rule all``."""
     rule_template = template("chart_rule.smk.tmpl")
-    module = job_module("charts")
-    rules = [render_chart_rule(graph, chart, rule_template, module, _software(project, chart.spec))
+    command = job_command("charts")
+    rules = [render_chart_rule(graph, chart, rule_template, command, _software(project, chart.spec))
              for chart in charts.values()]
     targets = [f'    "{chart_dir(name)}",' for name in charts]
     return template("charts.smk.tmpl").substitute(
         header, targets="\n".join(targets), rules="\n\n".join(rules), **_software(project, None)).rstrip() + "\n"
 
 
-def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Template, module: str,
+def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Template, command: str,
                       software: Mapping[str, str]) -> str:
     spec = chart.spec
     locations = [probe_location(graph, probe) for probe in chart.probes]
@@ -60,7 +60,7 @@ def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Templat
         conda=software["conda"],
         shell=shell_block([comment_literal("code", spec.function.code_hash), comment_literal("probes", probes),
                            *dependency_comments(spec)],
-                          repr(f"PYTHONHASHSEED=0 {software['python']} -m {module} {spec.name} --log {{log}}")),
+                          repr(f"PYTHONHASHSEED=0 {software['python']} {command} {spec.name} --log {{log}}")),
     ).rstrip()
 
 

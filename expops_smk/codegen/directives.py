@@ -19,7 +19,7 @@ from expops_smk.codegen.groups import STRING_RESOURCES, chain_groups
 from expops_smk.config.execution import normalized
 from expops_smk.config.model import ExecutionSettings, ProcessSpec, ProjectConfig
 from expops_smk.graph.expansion import Graph, ProcessLayout
-from expops_smk.layout import BENCHMARK_DIR, LAUNCHER_MODULE, WARM_VARIABLE, job_file_pattern
+from expops_smk.layout import BENCHMARK_DIR, JOB_CLIENT, WARM_VARIABLE, job_file_pattern
 
 # Config spelling (after `normalized`) -> Snakemake resource name. cpus become the rule's `threads:`.
 _SNAKEMAKE_NAMES = {
@@ -30,11 +30,12 @@ _SNAKEMAKE_NAMES = {
 _INDENT = " " * 8
 
 
-def job_module(entry: str) -> str:
-    """What a rule's command runs with ``python -m``: the node or the chart job, through the
-    warm-start launcher. The same whatever the execution settings: Snakemake re-runs every job
-    whose command text changed ("Code has changed"), and how a job is started is bookkeeping."""
-    return f"{LAUNCHER_MODULE} {entry}"
+def job_command(entry: str) -> str:
+    """What a rule's command runs with its interpreter: the node or the chart job, through the
+    warm-start client (``python -S .expops/bin/job.py``: no ``site``, no expops-smk import before
+    the job reaches the warm server). The same whatever the execution settings: Snakemake re-runs
+    every job whose command text changed ("Code has changed"), and how a job is started is bookkeeping."""
+    return f"-S {JOB_CLIENT} {entry}"
 
 
 def cold_jobs(execution: ExecutionSettings) -> str:
@@ -42,7 +43,7 @@ def cold_jobs(execution: ExecutionSettings) -> str:
 
     With ``benchmark: true`` Snakemake measures the job's own process tree, which a job forked from
     the warm server is not part of. Said in the environment, not in the rules' commands (see
-    ``job_module``), so switching benchmarks or warm start on or off re-runs nothing.
+    ``job_command``), so switching benchmarks or warm start on or off re-runs nothing.
     """
     if execution.warm_start and not execution.benchmark:
         return ""

@@ -23,8 +23,8 @@ from expops_smk import __version__
 from expops_smk.codegen.read_tokens import reads_marker, refresh_tokens
 
 from expops_smk.codegen.checkpoint_markers import forget_markers
-from expops_smk.layout import (COMPUTE_CONFIG_FILE, DATA_DIGEST, FORCED_VARIABLE, PLAN_FILE, PYTHON_LAUNCHER,
-                               RESULTS_DIR, STAMP_FILE, WORKFLOW_DIR)
+from expops_smk.layout import (COMPUTE_CONFIG_FILE, DATA_DIGEST, FORCED_VARIABLE, JOB_CLIENT, PLAN_FILE,
+                               PYTHON_LAUNCHER, RESULTS_DIR, STAMP_FILE, WORKFLOW_DIR)
 
 if TYPE_CHECKING:
     from expops_smk.codegen.files import GeneratedFile
@@ -112,7 +112,8 @@ def write_python_launcher(root: Path) -> None:
     outside one, the interpreter of the last parse is used. Under ``--software-deployment-method
     conda`` Snakemake activates the rule's environment (in ``.snakemake/conda/``): its Python then.
     Rewritten only when its content changes (a few bytes read per parse), atomically and already
-    executable: cluster jobs re-parse while others run it.
+    executable: cluster jobs re-parse while others run it. The job client the rules run with it
+    (``.expops/bin/job.py``) is written beside it the same way.
     """
     from expops_smk.store.files import confined_in_project
 
@@ -124,6 +125,7 @@ def write_python_launcher(root: Path) -> None:
               "esac\n"
               f'exec "${{EXPOPS_PYTHON:-{python}}}" "$@"\n')
     path = confined_in_project(root / PYTHON_LAUNCHER, root)
+    write_job_client(root)
     try:
         if path.read_text(encoding="utf-8") == script and os.access(path, os.X_OK):
             return
@@ -134,6 +136,43 @@ def write_python_launcher(root: Path) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(script)
     os.replace(tmp, path)
+
+
+JOB_SCRIPT = '''"""Every job of this project starts here (written by expops-smk at each parse of the Snakefile).
+
+`python -S .expops/bin/job.py runtime|charts ARGS`: hands the job to the project's warm server, else
+runs it cold (`python -m expops_smk.runtime.launch`); warm_client.py beside it is a copy of
+expops_smk/runtime/warm_client.py.
+"""
+import sys
+
+sys.path.insert(0, __file__.rpartition("/")[0] or ".")
+from warm_client import main  # noqa: E402
+
+sys.exit(main())
+'''
+CLIENT_SOURCE = Path(__file__).resolve().parents[1] / "runtime" / "warm_client.py"
+"""Read as a file, not imported: codegen does not depend on the runtime, it ships its client."""
+
+
+def write_job_client(root: Path) -> None:
+    """``.expops/bin/job.py`` and the copy of ``warm_client`` it imports (so its bytecode is cached,
+    unlike a script's): the job's start costs no import of expops-smk, and the copy is the
+    installed expops-smk's, refreshed at each parse."""
+    import importlib.util
+    import py_compile
+
+    from expops_smk.store.files import confined_in_project, write_if_changed
+
+    script = confined_in_project(root / JOB_CLIENT, root)
+    write_if_changed(script, JOB_SCRIPT.encode())
+    client = confined_in_project(script.with_name("warm_client.py"), root)
+    bytecode = confined_in_project(Path(importlib.util.cache_from_source(str(client))), root)
+    if write_if_changed(client, CLIENT_SOURCE.read_bytes()) or not bytecode.exists():
+        # Compiled here, not left to the first job: with PYTHONDONTWRITEBYTECODE set (as in some
+        # environments) every job would compile it again (5 ms). Checked by hash, not by mtime.
+        py_compile.compile(str(client), cfile=str(bytecode), doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
 
 
 def outer(value: str, count: int) -> str:

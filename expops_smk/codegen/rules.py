@@ -15,7 +15,7 @@ from string import Template
 
 from expops_smk.codegen.checkpoints import checkpoint_inputs, is_checkpoint, marker_pattern
 from expops_smk.codegen.command_comments import comment_literal, shell_block
-from expops_smk.codegen.directives import job_module, rule_directives
+from expops_smk.codegen.directives import job_command, rule_directives
 from expops_smk.codegen.environments import rule_conda_file, rule_python
 from expops_smk.codegen.files import template
 from expops_smk.codegen.patterns import all_locations, input_pattern, output_pattern
@@ -67,7 +67,7 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         after = " && touch {output.ran:q}"
     # "--seed=-2-7", not "--seed -2-7": argparse would take a value starting with '-' for an option.
     wildcard_args = "".join(f" --{w}={{wildcards.{w}}}" for w in wildcards)
-    command = (f"PYTHONHASHSEED=0 {rule_python(project, spec)} -m {job_module('runtime')} "
+    command = (f"PYTHONHASHSEED=0 {rule_python(project, spec)} {job_command('runtime')} "
                f"{spec.name}{wildcard_args} --log {{log}}{after}")
     return rule_template.substitute(
         kind="checkpoint" if is_checkpoint(layout) else "rule",

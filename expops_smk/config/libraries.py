@@ -102,10 +102,22 @@ def metadata_folders(distributions: Iterable[str]) -> list[str]:
 
 
 def _version(dist: str) -> str | None:
+    """The ``Version:`` header of the distribution's metadata, read fresh.
+
+    Read from the header block only: ``importlib.metadata.version`` hands the whole file, long
+    description included, to the email parser, which took a third of a node's restore (pandas:
+    10-30 ms). The standard parser still reads any metadata without a plain ``Version:`` line.
+    """
     try:
-        return importlib.metadata.version(dist)
+        found = importlib.metadata.distribution(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
+    text = found.read_text("METADATA") or found.read_text("PKG-INFO") or ""
+    for line in text.split("\n\n", 1)[0].splitlines():
+        name, colon, value = line.partition(":")
+        if colon and name.strip().lower() == "version" and value.strip():
+            return value.strip()
+    return found.version
 
 
 def _normalized(name: str) -> str:

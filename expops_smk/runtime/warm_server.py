@@ -1,7 +1,7 @@
 """The warm interpreter that jobs are forked from (see ``expops_smk.runtime.launch`` for why and when).
 
 ``python -m expops_smk.runtime.warm_server NAME`` claims the socket NAME in the user's 0700 folder
-(``launch.claim``; a second server for the same name exits at once), imports the runtime, pandas, pyarrow and the third-party modules the
+(``claim``; a second server for the same name exits at once), imports the runtime, pandas, pyarrow and the third-party modules the
 project's scripts import at top level, then forks one child per job request. The user's own scripts
 and helper modules are never imported here: each child imports them fresh, so an edit is seen by
 the next job exactly as with a cold start, and code hashes stay what they were.
@@ -19,28 +19,27 @@ import atexit
 import contextlib
 import gc
 import io
-import json
 import os
 import random
 import selectors
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from expops_smk.runtime.launch import (IDLE_VARIABLE, MAX_MESSAGE_BYTES, SERVER_PID_VARIABLE, claim, receive,
-                                       die_with_parent, run_entry_point, send)
+from expops_smk.runtime.launch import (ENTRY_POINTS, IDLE_VARIABLE, SERVER_PID_VARIABLE, die_with_parent, job_label,
+                                       run_entry_point)
+from expops_smk.runtime.warm_client import (MAX_MESSAGE_BYTES, encode, parse_request, peer_credentials, receive,
+                                            server_paths)
 from expops_smk.runtime.preload import Freshness, freshness, modules_to_preload, preload, project_scripts
 
 
 DEFAULT_IDLE_SECONDS = 60.0
-_PEER_CREDENTIALS = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
 
 
 @dataclass
@@ -51,6 +50,23 @@ class _Job:
     pid: int
     pidfd: int
     done: int  # read end of the pipe the child writes to once its entry point has returned
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A job: the entry point, its arguments, the client's working directory and environment."""
+
+    entry: str
+    args: list[str]
+    cwd: str
+    env: dict[str, str]
+
+    @classmethod
+    def parse(cls, data: bytes) -> _Request | None:
+        """None for anything but a job of a known entry point (the client then runs the job cold,
+        which reports an unknown entry point as a usage error)."""
+        fields = parse_request(data)
+        return cls(*fields) if fields is not None and fields[0] in ENTRY_POINTS else None
 
 
 @dataclass(frozen=True)
@@ -131,6 +147,45 @@ def leave(code: int) -> NoReturn:
     os._exit(code & 0xFF)  # what sys.exit(code) makes of a code outside 0-255
 
 
+def claim(name: str) -> tuple[socket.socket, int] | None:
+    """For a starting server: its socket, bound (not listening), its pid file written, and a lock.
+
+    None when there is no safe folder, another server is starting (it holds the lock) or serving
+    (its socket answers). The caller listens once its imports are done (until then jobs get
+    ECONNREFUSED and run cold), then closes the lock. The socket of a server that exited, or that
+    stopped accepting because a file changed, answers nothing and is replaced.
+    """
+    import fcntl
+
+    paths = server_paths(name)
+    if paths is None:
+        return None
+    socket_path, pid_file = map(Path, paths)
+    try:
+        lock = os.open(socket_path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
+            if probe.connect_ex(str(socket_path)) == 0:
+                os.close(lock)
+                return None
+        socket_path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        listener.bind(str(socket_path))
+        tmp = pid_file.with_name(f".{pid_file.name}.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with open(descriptor, "w", encoding="ascii") as handle:
+            handle.write(str(os.getpid()))
+        os.replace(tmp, pid_file)
+    except OSError:
+        os.close(lock)
+        return None
+    return listener, lock
+
+
 def idle_seconds() -> float:
     try:
         return max(0.0, float(os.environ.get(IDLE_VARIABLE, DEFAULT_IDLE_SECONDS)))
@@ -183,8 +238,7 @@ class Server:
         assert self.listener is not None
         connection, _ = self.listener.accept()
         try:
-            _, uid, _ = _PEER_CREDENTIALS.unpack(
-                connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEER_CREDENTIALS.size))
+            _, uid, _ = peer_credentials(connection)
             if uid != os.getuid():
                 connection.close()  # only root could have put it in our folder; serve only our user
                 return None
@@ -197,16 +251,17 @@ class Server:
         if not data and not descriptors:  # a starting server checking whether this one answers
             connection.close()
             return None
-        refusal = self.refusal() if len(descriptors) == 3 and data else "malformed request"
+        request = _Request.parse(data) if len(descriptors) == 3 else None
+        refusal = self.refusal() if request is not None else "malformed request"
         if refusal is not None:
             log(f"refusing a job: {refusal}")
             for descriptor in descriptors:
                 os.close(descriptor)
             with contextlib.suppress(OSError):
-                send(connection, {"refused": refusal})
+                connection.send(encode(["refused", refusal]))
             connection.close()
             return None
-        return self.fork(connection, json.loads(data), descriptors)
+        return self.fork(connection, request, descriptors)
 
     def refusal(self) -> str | None:
         if self.refuse_all:
@@ -216,7 +271,7 @@ class Server:
             return "stale"
         return None
 
-    def fork(self, connection: socket.socket, request: dict[str, Any], descriptors: list[int]) -> ChildTask | None:
+    def fork(self, connection: socket.socket, request: _Request, descriptors: list[int]) -> ChildTask | None:
         sys.stdout.flush()
         sys.stderr.flush()
         done_read, done_write = os.pipe()
@@ -239,13 +294,13 @@ class Server:
         self.selector.register(pidfd, selectors.EVENT_READ, ("pidfd", pid))
         self.selector.register(connection, selectors.EVENT_READ, pid)
         try:
-            send(connection, {"started": pid})
+            connection.send(encode(["started", str(pid), job_label(request.entry, request.args)]))
         except OSError:
             os.kill(pid, signal.SIGKILL)  # the client is gone already; reaped when the pidfd fires
-        log(f"forked {pid} for {request['entry']} {' '.join(request['args'])}")
+        log(f"forked {pid} for {request.entry} {' '.join(request.args)}")
         return None
 
-    def become_child(self, connection: socket.socket, request: dict[str, Any], descriptors: list[int],
+    def become_child(self, connection: socket.socket, request: _Request, descriptors: list[int],
                      done: int) -> ChildTask:
         """Drop the server's state and take the client's streams, directory and environment."""
         server_pid = os.getppid()
@@ -262,26 +317,26 @@ class Server:
             os.dup2(descriptor, target)
         for descriptor in descriptors:
             os.close(descriptor)
-        os.chdir(request["cwd"])
+        os.chdir(request.cwd)
         os.environ.clear()
-        os.environ.update(request["env"])
+        os.environ.update(request.env)
         os.environ[SERVER_PID_VARIABLE] = str(server_pid)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         random.seed()  # siblings must not share the server's random state (nodes seed their own)
-        return ChildTask(request["entry"], list(request["args"]), done)
+        return ChildTask(request.entry, request.args, done)
 
     def message_from_client(self, job: _Job) -> None:
         """A signal to relay, or the client's end of stream: it died, so must its job."""
         try:
             message = receive(job.connection)
-        except (OSError, ValueError):
-            message = None
-        if message is None:
+        except OSError:
+            message = []
+        if not message:
             self.selector.unregister(job.connection)
             _kill(job, signal.SIGKILL)
             return
-        if isinstance(message.get("signal"), int):
-            _kill(job, message["signal"])
+        if len(message) == 2 and message[0] == "signal" and message[1].isdigit():
+            _kill(job, int(message[1]))
 
     def reap(self, job: _Job) -> None:
         _, status = os.waitpid(job.pid, 0)
@@ -291,7 +346,7 @@ class Server:
         os.close(job.done)
         del self.jobs[job.pid]
         try:
-            send(job.connection, {"status": status, "reported": reported})
+            job.connection.send(encode(["status", str(status), "1" if reported else "0"]))
         except OSError:
             pass  # the client died first
         try:
