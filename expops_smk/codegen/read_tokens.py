@@ -13,6 +13,7 @@ only when its size or mtime changed. Projects whose functions read no files pay 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -21,9 +22,9 @@ from typing import Any, Callable, Iterator
 from expops_smk.layout import READS_DIR, READS_INDEX
 from expops_smk.store.files import atomic_write, confined_in_project
 from expops_smk.store.read_records import (INITIAL_TOKEN, absolute, current_digest, job_key, next_token,
-                                           read_job_record)
+                                           read_job_record, real_digests)
 
-_INDEX_FORMAT = 1
+_INDEX_FORMAT = 2  # 1: records of format 1, which are no longer trusted
 _tokens: dict[str, str] = {}
 
 
@@ -54,12 +55,14 @@ def _compute_tokens(root: Path) -> dict[str, str]:
     for key, path, st in _scan(jobs_dir, ""):
         entry = old_records.get(key)
         if entry is None or entry[:2] != [st.st_size, st.st_mtime_ns]:
-            loaded = read_job_record(path)
+            loaded = read_job_record(root, key, files, write_back=True)  # a pending record is sealed here
             if loaded is None:
-                continue  # half-written or foreign: the job's next run rewrites it
+                continue  # half-written, foreign or older: the job's next run rewrites it
             token, reads = loaded
+            with contextlib.suppress(OSError):
+                st = path.stat()  # that of the sealed record written back, if it was pending
             entry = [st.st_size, st.st_mtime_ns, token, {p: e[2] for p, e in reads.items()}]
-            files.update(reads)  # what the job saw when it read them: hashed again only if they moved on
+            files.update(real_digests(reads))  # what the job saw when it read them: hashed again only if they moved on
         records[key] = entry
     current: dict[str, str] = {}
     new_files: dict[str, list] = {}
