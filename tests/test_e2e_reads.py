@@ -157,3 +157,55 @@ def test_editing_a_file_outside_the_project_reruns_its_reader(project: Project) 
     assert project.value("total", "sum") == 1000 + 5 * (1 + 2) + 3 * (3 + 4)
     assert_nothing_ran(project.snakemake())
 
+
+
+def test_a_file_rewritten_with_the_same_bytes_right_after_a_run_changes_nothing(project: Project) -> None:
+    """The run seals its records when it ends (onsuccess), before the rewrite: only content counts."""
+    rewrite(project.root / "data/b.txt", "4")
+    run = project.snakemake()
+    assert run.outcomes == {"work P2": "executed", "total": "executed"}
+    rewrite(project.root / "data/b.txt", "4")
+    assert all(line == "up to date" for line in status(project).values())
+    assert_nothing_ran(project.snakemake())
+
+
+TOUCHING = """\
+scripts: {main: src/main.py}
+experiment:
+  pipeline:
+    process_adjlist: |
+      touch
+    processes:
+      - {name: touch, code: main.touch}
+"""
+
+TOUCHING_MAIN = CALLS_HELPER + '''
+import os
+import subprocess
+
+
+def touch():
+    called("touch")
+    with open("data/x.txt", encoding="utf-8") as handle:
+        value = handle.read().strip()
+    if not os.path.exists("notes/touched"):  # first run only: another process changes what was read
+        os.makedirs("notes", exist_ok=True)
+        open("notes/touched", "w").close()
+        subprocess.run(["sh", "-c", "echo 2 > data/x.txt"], check=True)
+    return {"value": value}
+'''
+
+
+def test_a_file_changed_while_the_node_ran_re_executes_it(tmp_path: Path) -> None:
+    """What the node read is not what the file holds once it returned: the next run executes it."""
+    root = write_project(tmp_path / "project", TOUCHING, TOUCHING_MAIN, script_path="src/main.py",
+                         files={"data/x.txt": "1\n"})
+    project = Project(root)
+    first = project.run()
+    assert first.calls == ["touch"] and project.value("touch", "value") == "1"
+    assert status(project) == {"touch": "will run: file changed while the node ran: data/x.txt"}
+    second = project.snakemake()
+    assert second.outcomes == {"touch": "executed"} and second.calls == ["touch"]
+    assert project.value("touch", "value") == "2"
+    assert status(project) == {"touch": "up to date"}
+    assert_nothing_ran(project.snakemake())

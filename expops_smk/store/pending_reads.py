@@ -45,8 +45,9 @@ FINE_GRANULARITY_NS = 20_000_000
 file changed just after the start can carry a stamp up to one tick before it; twice that to spare."""
 
 COARSE_GRANULARITY_NS = 2_000_000_000
-"""A stamp that is a whole microsecond comes from a coarse file system (FAT: 2 s; HFS+, some
-network file systems: 1 s or 1 µs); a ns stamp on a µs boundary only widens the margin."""
+"""The margin for a stamp that is a whole 10 ms: it comes from a coarse file system (FAT: 2 s,
+HFS+ and old ext3 inodes: 1 s). A finer stamp falls on such a boundary once in 10^7, and then only
+widens the margin."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class Pending:
 
 
 def margin_ns(ctime_ns: int) -> int:
-    return COARSE_GRANULARITY_NS if ctime_ns % 1000 == 0 else FINE_GRANULARITY_NS
+    return COARSE_GRANULARITY_NS if ctime_ns % 10_000_000 == 0 else FINE_GRANULARITY_NS
 
 
 def seal(root: Path | str, pending: Pending, known: Mapping[str, list] | None = None) -> Reads:
