@@ -104,6 +104,11 @@ def job_key(process: str, partition: str, seed: str) -> str:
     return "/".join([process] + ([partition] if partition else []) + ([f"s{seed}"] if seed else []))
 
 
+def chart_key(chart: str) -> str:
+    """``chart.<name>``: a chart job's name among the read records; no process name has a dot."""
+    return f"chart.{chart}"
+
+
 def job_record_path(root: Path, key: str) -> Path:
     return Path(root) / READS_DIR / "jobs" / f"{key}.json"
 
