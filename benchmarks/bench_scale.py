@@ -10,7 +10,7 @@ P9 times job commands directly, with the project's warm server up, as Snakemake 
 the launcher for every ``work`` node of bench_jobs' P1 project, one after another, once with the
 run cache emptied (every node executes its trivial function) and once with it full (every node
 restores). P11 runs the workflow for real, then measures ``snakemake`` with nothing to do, because
-only a real run leaves Snakemake's metadata (recorded params, checksums) to compare against.
+only a real run leaves Snakemake's metadata (recorded commands, inputs, checksums) to compare against.
 """
 
 from __future__ import annotations

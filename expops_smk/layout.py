@@ -55,6 +55,9 @@ exist when it builds the DAG, which a run of expops-smk rules never needs."""
 READS_DIR = f"{STORE_DIR}/reads"
 """Files user code read at run time: ``jobs/<process>/[<partition>/][s<seed>].json`` per job (what
 ``prepare`` checks at every parse) and ``runs/<record key>.json`` per run record (what a restore checks)."""
+READS_MARKERS_DIR = f"{READS_DIR}/changed"
+"""``<process>/[<partition>/][s<seed>].token`` per job whose files read have changed since its first
+run: its reads token, an input of that job only (see ``store.read_markers``)."""
 READS_INDEX = f"{STORE_DIR}/reads_index.json"
 """``prepare``'s stat cache of those files: (size, mtime_ns, digest) per path, so unchanged files are not re-hashed."""
 

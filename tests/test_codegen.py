@@ -15,6 +15,8 @@ from expops_smk.layout import PLAN_FILE, RULES_FILE, SNAKEFILE
 from expops_smk.config.project import load_project
 from expops_smk.graph.expansion import build_graph
 from expops_smk.codegen.prepare import generate_project
+from expops_smk.codegen.command_comments import comment_literal, shell_block
+from expops_smk.codegen.overriding import parameters_comment
 
 CONFIG = """\
 scripts: {main: src/main.py}
@@ -93,23 +95,34 @@ def test_every_rule_logs_per_job(project: Path) -> None:
 
 
 def test_shell_command(project: Path) -> None:
-    shell = rules_of(project)["train_model"].split("shell:", 1)[1].strip()
+    shell = rules_of(project)["train_model"].split("shell:", 1)[1].strip().splitlines()[-1].strip()
     # A path relative to the project folder: `snakemake -p` prints a command that runs as is there.
-    assert shell == ("'PYTHONHASHSEED=0 .expops/bin/python -m expops_smk.runtime.launch runtime train-model "
-                     "--partition={wildcards.partition} --seed={wildcards.seed} --reads-token={params.reads} --log {log}'")
+    assert shell == ("+ 'PYTHONHASHSEED=0 .expops/bin/python -m expops_smk.runtime.launch runtime train-model "
+                     "--partition={wildcards.partition} --seed={wildcards.seed} --log {log}'")
     assert "os.environ.update(EXPOPS_PYTHON=sys.executable)" in (project / SNAKEFILE).read_text()
     assert 'conda:\n        "../envs/expops-smk-runtime.yaml"' in rules_of(project)["train_model"]
 
 
-def test_params_hold_code_hash_and_accepted_parameters(project: Path) -> None:
+def test_commands_name_code_hash_and_accepted_parameters(project: Path) -> None:
     spec = load_project(project).processes["train-model"]
     train = rules_of(project)["train_model"]
-    assert f'code="code of train(): {spec.function.code_hash}",' in train
-    assert """parameters=overridden('train-model', '{"depth": 3, "lr": 0.1}'),""" in train  # not "unused": train does not take it
-    assert "random_seed=" not in train  # inside a seed fan-out the branch seed replaces it
-    assert 'random_seed="reproducibility.random_seed=3",' in rules_of(project)["load"]
-    assert 'fanout="data_name=frame size=3",' in rules_of(project)["split"]
-    assert 'fanout="seeds=[41, 42]",' in rules_of(project)["seeds"]
+    assert f"'# code: code of train(): {spec.function.code_hash}\\n'" in train
+    assert """+ parameters_comment('train-model', '{"depth": 3, "lr": 0.1}')""" in train  # not "unused": train does not take it
+    assert parameters_comment("train-model", '{"depth": 3, "lr": 0.1}') == '# parameters: {{"depth": 3, "lr": 0.1}}\n'
+    assert "random_seed" not in train  # inside a seed fan-out the branch seed replaces it
+    assert "'# random_seed: reproducibility.random_seed=3\\n'" in rules_of(project)["load"]
+    assert "'# fanout: data_name=frame size=3\\n'" in rules_of(project)["split"]
+    assert "'# fanout: seeds=[41, 42]\\n'" in rules_of(project)["seeds"]
+    assert "reads=reads_marker('train-model')," in train
+
+
+@pytest.mark.parametrize("value", ["{name}", "a\nrm -rf x", "}{", "\\n", "é", "'\""])
+def test_no_value_becomes_part_of_the_command(value: str) -> None:
+    """Snakemake formats the command (braces) and bash runs it (a newline would end the comment)."""
+    block = shell_block([comment_literal("parameters", value)], "'true'")
+    command = eval("(" + block + ")")  # as Snakemake evaluates the directive
+    formatted = command.format()  # Snakemake formats the command with the job's values; none named here
+    assert formatted.count("\n") == 1 and formatted.startswith("# parameters: ") and formatted.endswith("\ntrue")
 
 
 def test_wildcard_constraints(project: Path) -> None:
@@ -161,3 +174,10 @@ def test_generation_is_linear_in_processes_not_nodes(tmp_path: Path) -> None:
     assert len(small_lines) == len(large_lines)
     text = (large / RULES_FILE).read_text()
     assert "range(1, 101)" in text and "p100" not in text  # partitions are a range, never listed
+
+
+def test_no_generated_rule_has_params(project: Path) -> None:
+    """Snakemake serializes every up-to-date job's params in every run, importing pandas for it."""
+    for path in (project / "workflow").rglob("*"):
+        if path.is_file() and path.suffix in ("", ".smk"):
+            assert not re.search(r"^\s*params:", path.read_text(encoding="utf-8"), re.MULTILINE), path

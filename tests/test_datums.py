@@ -133,7 +133,7 @@ def test_generated_rules_enumerate_the_partitions_after_the_checkpoint(tmp_path:
     assert "files=datum_files('data/img', 'split')," in rules
     assert ('train=lambda wildcards: expand("results/train/p{d1}/_outputs.json", '
             "d1=partition_numbers(checkpoints.split.get().output[0]))") in rules
-    assert 'fanout="data_name=path files=data/img"' in rules
+    assert "'# fanout: data_name=path files=data/img\\n'" in rules
 
 
 CHART_CONFIG = """\
@@ -172,4 +172,4 @@ def test_buckets_are_a_fixed_layer(tmp_path: Path) -> None:
     generate_project(root)
     rules = (root / "workflow/rules/processes.smk").read_text()
     assert 'expand("results/split/p{d1}/_outputs.json", d1=range(1, 5))' in rules
-    assert 'fanout="data_name=data by=shop buckets=4"' in rules
+    assert "'# fanout: data_name=data by=shop buckets=4\\n'" in rules

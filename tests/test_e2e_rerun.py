@@ -155,7 +155,7 @@ def test_changing_rows_of_one_partition_runs_only_that_partition(project: Projec
 def test_changing_one_parameter_runs_only_that_process(project: Project) -> None:
     project.edit("configs/project_config.yaml", "parameters: {lr: 0.5}", "parameters: {lr: 0.25}")
     dry = project.dry_run()
-    assert job_total(dry) == 6 + 1 + 1 and "Params have changed" in dry.output
+    assert job_total(dry) == 6 + 1 + 1 and "Code has changed" in dry.output
     run = project.snakemake()
     assert run.executed == {"agg", *(f"train P{p} S{s}" for p in (1, 2, 3) for s in (1, 2))}
     assert sorted(run.calls) == sorted(train_calls() + ["agg"])

@@ -240,7 +240,7 @@ def test_example_project_lints_clean(tmp_path: Path) -> None:
     assert any(line.startswith("scikit-learn==") for line in pip) and any(line.startswith("pyarrow==") for line in pip)
 
 
-def test_rules_run_their_environments_python_and_name_it_in_params(make_project) -> None:
+def test_rules_run_their_environments_python_and_name_it_in_their_command(make_project) -> None:
     from expops_smk.codegen.prepare import generate_project
 
     config = pipeline([{"name": "load", "environment": "plain"}, {"name": "train"}], "load train",
@@ -252,7 +252,7 @@ def test_rules_run_their_environments_python_and_name_it_in_params(make_project)
     rules = (root / "workflow/rules/processes.smk").read_text()
     load_rule, train_rule = rules.split("rule load:")[1].split("rule train:")
     assert f"PYTHONHASHSEED=0 .expops/envs/{digest}/bin/python -m" in train_rule
-    assert f"environment=\"venv environment 'main' {digest}\"" in train_rule
+    assert f"\"# environment: venv environment 'main' {digest}\\n\"" in train_rule
     assert 'conda:\n        "../envs/main.yaml"' in train_rule
     # A conda environment runs where Snakemake runs unless Snakemake deploys it.
     assert "PYTHONHASHSEED=0 .expops/bin/python -m" in load_rule and "../envs/plain.yaml" in load_rule

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from expops_smk.codegen import read_tokens
+from expops_smk.store.read_markers import marker_path, marker_token
 from expops_smk.runtime.reads import Recorder, recorder_for, recording
 from expops_smk.store import pending_reads, read_records
 from expops_smk.store.pending_reads import Pending, seal
@@ -242,14 +243,28 @@ def test_tokens_follow_the_recorded_files_and_hash_each_file_once(root: Path, mo
     real = read_records.hash_path
     monkeypatch.setattr(read_records, "hash_path", lambda path, size: hashed.append(path) or real(path, size))
     assert read_tokens.refresh_tokens(root) == {"work/p1": INITIAL_TOKEN, "work/p2": "files-read:t2"}
-    token = read_tokens.reads_token("work")
-    assert token(type("W", (), {"partition": "p2"})()) == "files-read:t2"
-    assert token(type("W", (), {"partition": "p9"})()) == INITIAL_TOKEN
+    marker = read_tokens.reads_marker("work")
+    assert marker(type("W", (), {"partition": "p2"})()) == [marker_path("work/p2")]
+    assert marker(type("W", (), {"partition": "p1"})()) == []  # still the initial token: no extra input
+    assert marker(type("W", (), {"partition": "p9"})()) == []
+    assert marker_token(root, "work/p2") == "files-read:t2" and marker_token(root, "work/p1") == INITIAL_TOKEN
     (root / "data" / "a.csv").write_text("x\n" + "9" * 1000 + "\n", encoding="utf-8")
     changed = read_tokens.refresh_tokens(root)
     assert INITIAL_TOKEN != changed["work/p1"] != changed["work/p2"] != "files-read:t2"
+    assert {key: marker_token(root, key) for key in changed} == changed
+    written = {key: os.stat(root / marker_path(key)).st_mtime_ns for key in changed}
     assert read_tokens.refresh_tokens(root) == changed  # stable while nothing moves
+    assert {key: os.stat(root / marker_path(key)).st_mtime_ns for key in changed} == written  # not rewritten
     assert hashed == [str(root / "data" / "a.csv")]  # read by two jobs, hashed once, not again
+
+
+def test_a_marker_goes_when_its_job_has_no_moved_token(root: Path) -> None:
+    write_job_record(root, "work/p2", "files-read:t2", {})
+    read_tokens.refresh_tokens(root)
+    assert (root / marker_path("work/p2")).is_file()
+    job_record_path(root, "work/p2").unlink()  # e.g. removed by hand: the job runs with the initial token
+    read_tokens.refresh_tokens(root)
+    assert not (root / marker_path("work/p2")).exists() and marker_token(root, "work/p2") == INITIAL_TOKEN
 
 
 
@@ -263,3 +278,15 @@ def test_a_seal_hashes_only_files_that_moved_since_they_were_known(root: Path, m
     again = seal(root, later_call(root, root / "data" / "a.csv", root / "data" / "b.csv"), previous)
     assert hashed == [str(root / "data" / "b.csv")]
     assert again["data/a.csv"] == previous["data/a.csv"] and again["data/b.csv"][2] != previous["data/b.csv"][2]
+
+
+def test_a_marker_deleted_or_edited_by_hand_is_written_again(root: Path) -> None:
+    write_job_record(root, "work/p2", "files-read:t2", {})
+    read_tokens.refresh_tokens(root)
+    marker = root / marker_path("work/p2")
+    marker.unlink()
+    read_tokens.refresh_tokens(root)
+    assert marker_token(root, "work/p2") == "files-read:t2"
+    marker.write_text("files-read:other", encoding="utf-8")
+    read_tokens.refresh_tokens(root)
+    assert marker_token(root, "work/p2") == "files-read:t2"

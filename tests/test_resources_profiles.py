@@ -421,17 +421,38 @@ def test_snakemake_bundles_two_chains_per_group_job(tmp_path: Path) -> None:
     assert chains[0] | chains[1] == {("p1", "41"), ("p1", "42"), ("p2", "41"), ("p2", "42")}
 
 
-def test_large_projects_choose_the_greedy_scheduler_and_snakemake_accepts_it(tmp_path: Path) -> None:
-    large = write_project(tmp_path / "large", {
+def large_project(root: Path) -> Path:
+    return write_project(root, {
         "scripts": {"model": "src/model.py"},
         "experiment": {"pipeline": {"process_adjlist": "split work", "processes": [
             {"name": "split", "data_parallelism": {"size": 1200}}, {"name": "work"}]}}},
         "def split():\n    return {'data': list(range(1200))}\n\n\ndef work(data):\n    return {}\n")
+
+
+def test_large_projects_choose_the_greedy_scheduler_and_snakemake_accepts_it(tmp_path: Path) -> None:
+    large = large_project(tmp_path / "large")
     generate_project(large)
     for relative in (DEFAULT_PROFILE, SLURM_PROFILE):
         assert profile(large, relative)["scheduler"] == "greedy", relative
+        assert profile(large, relative)["notemp"] is True, relative  # generated rules have no temp() outputs
     small = make(tmp_path / "small")
     generate_project(small)
     assert "scheduler" not in profile(small, DEFAULT_PROFILE) and "scheduler" not in profile(small)
+    assert "notemp" not in profile(small, DEFAULT_PROFILE) and "notemp" not in profile(small)
     dry = Project(large).dry_run()
     assert re.search(r"^work\s+1200$", dry.output, flags=re.MULTILINE), dry.describe()
+
+
+def test_a_user_rule_file_with_temp_outputs_keeps_snakemakes_temp_handling(tmp_path: Path) -> None:
+    from expops_smk.codegen.prepare import prepare
+
+    large = large_project(tmp_path / "large")
+    generate_project(large)
+    assert profile(large, DEFAULT_PROFILE)["notemp"] is True
+    rules = large / "workflow/rules/extra.smk"
+    rules.write_text('rule scratch:\n    output: temp("scratch.txt")\n    shell: "touch {output}"\n', encoding="utf-8")
+    prepare(large / "workflow")  # the parse of the next `snakemake`: a new rule file regenerates the profiles
+    assert "notemp" not in profile(large, DEFAULT_PROFILE) and "notemp" not in profile(large)
+    rules.write_text('rule scratch:\n    output: "scratch.txt"\n    shell: "touch {output}"\n', encoding="utf-8")
+    prepare(large / "workflow")
+    assert profile(large, DEFAULT_PROFILE)["notemp"] is True

@@ -2,9 +2,9 @@
 
 A chart's XPath selectors were resolved when the project was validated, so each rule reads those
 nodes' manifests (literal paths) and writes its PNGs into ``results/charts/<chart>/``, marked for
-``snakemake --report``. Its params hash the chart function's code and the resolved probes: either
-changing re-draws the chart, and so do edits of the project modules its script imports and upgrades
-of the libraries it uses.
+``snakemake --report``. Its command's comment lines hash the chart function's code and the resolved
+probes (see ``command_comments``): either changing re-draws the chart, and so do edits of the
+project modules its script imports and upgrades of the libraries it uses.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from string import Template
 from typing import Mapping
 
 from expops_smk.codegen.checkpoints import ancient, chart_checkpoint_inputs
+from expops_smk.codegen.command_comments import comment_literal, shell_block
 from expops_smk.codegen.directives import job_module
 from expops_smk.codegen.environments import rule_conda_file, rule_python
 from expops_smk.codegen.files import template
-from expops_smk.codegen.rules import dependency_params
+from expops_smk.codegen.rules import dependency_comments
 from expops_smk.config.model import ChartSpec, ProjectConfig
 from expops_smk.config.names import rule_name
 from expops_smk.graph.expansion import Graph
@@ -46,6 +47,7 @@ def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Templat
     locations = [probe_location(graph, probe) for probe in chart.probes]
     inputs = dict.fromkeys(f'"{location.results_dir}/{MANIFEST}"' for location in locations)
     inputs.update(dict.fromkeys(ancient(f'"{path}"') for path in chart_checkpoint_inputs(graph.project, graph, locations)))
+    inputs[f"reads=chart_reads_marker({spec.name!r})"] = None  # what the chart function read (read_tokens)
     probes = hash_bytes(json.dumps([[probe.key, probe.id] for probe in chart.probes]).encode())
     doc = (spec.description.strip().rstrip(".") or f"Chart '{spec.name}'") + \
         f"; draws {len(chart.probes)} probe{'s' if len(chart.probes) != 1 else ''}."
@@ -56,11 +58,10 @@ def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Templat
         input="\n".join(f"        {expression}," for expression in inputs),
         output=chart_dir(spec.name),
         category=REPORT_CATEGORY,
-        code=spec.function.code_hash,
-        probes=probes,
-        dependencies="".join(f"\n        {line}," for line in dependency_params(spec)),
-        module=module,
-        **software,
+        conda=software["conda"],
+        shell=shell_block([comment_literal("code", spec.function.code_hash), comment_literal("probes", probes),
+                           *dependency_comments(spec)],
+                          repr(f"PYTHONHASHSEED=0 {software['python']} -m {module} {spec.name} --log {{log}}")),
     ).rstrip()
 
 

@@ -1,9 +1,10 @@
-"""``snakemake --config`` at parse time: the rules' params, the jobs and ``status`` see one override.
+"""``snakemake --config`` at parse time: the rules' commands, the jobs and ``status`` see one override.
 
-The generated rules spell their parameters as ``overridden("train", '<json>')``: without an
-override that is the JSON as written, so nothing changes for Snakemake; with one it is the JSON of
-the overridden parameters, so Snakemake re-runs exactly the rules whose parameters changed, and
-again (restoring from the run cache) when the override is removed. The jobs do not see Snakemake's
+The generated rules' commands name their parameters in a comment line spelled
+``parameters_comment("train", '<json>')`` (see ``command_comments``): without an override that is
+the JSON as written, so nothing changes for Snakemake; with one it is the JSON of the overridden
+parameters, so the command text differs and Snakemake re-runs exactly the rules whose parameters
+changed, and again (restoring from the run cache) when the override is removed. The jobs do not see Snakemake's
 ``config``, so the override also goes into the environment (local jobs inherit it; cluster jobs
 re-parse the Snakefile with the same ``--config``), and into ``.expops/overrides.json`` for
 ``expops-smk status``.
@@ -16,15 +17,16 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
+from expops_smk.codegen.command_comments import comment
 from expops_smk.layout import OVERRIDES_FILE, OVERRIDES_VARIABLE, PLAN_FILE
 
 _ACTIVE: dict[str, str] = {}
 """Process name -> its rule's parameters under this invocation's override (only the changed ones)."""
 
 
-def overridden(process: str, parameters: str) -> str:
-    """A rule's ``parameters`` param: as generated, unless ``--config`` overrides them."""
-    return _ACTIVE.get(process, parameters)
+def parameters_comment(process: str, parameters: str) -> str:
+    """The ``# parameters: ...`` line of a rule's command: as generated, unless ``--config`` overrides them."""
+    return comment("parameters", _ACTIVE.get(process, parameters))
 
 
 def activate_overrides(root: Path, config: Mapping[str, Any]) -> None:

@@ -8,7 +8,7 @@ they import are fingerprinted too, so an upgrade refreshes the versions in the r
 turns the raw data file into a small content digest file that rules depend on, because Snakemake
 compares files over 1 MB by modification time only. Both checks are a handful of ``stat`` calls when
 nothing changed: every cluster job re-parses the Snakefile. Last, it checks the files that user
-functions read at run time and hands each job its ``reads`` token (``read_tokens``).
+functions read at run time and gives each job whose files changed its ``reads`` marker (``read_tokens``).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from expops_smk import __version__
-from expops_smk.codegen.read_tokens import reads_token, refresh_tokens, seal_reads
+from expops_smk.codegen.read_tokens import chart_reads_marker, reads_marker, refresh_tokens, seal_reads
 
 from expops_smk.codegen.checkpoint_markers import forget_markers
 from expops_smk.layout import (COMPUTE_CONFIG_FILE, DATA_DIGEST, FORCED_VARIABLE, PLAN_FILE, PYTHON_LAUNCHER,
-                               RESULTS_DIR, STAMP_FILE)
+                               RESULTS_DIR, STAMP_FILE, WORKFLOW_DIR)
 
 if TYPE_CHECKING:
     from expops_smk.codegen.files import GeneratedFile
@@ -55,7 +55,7 @@ def prepare(workflow_dir: str | Path, config: Mapping[str, Any] | None = None) -
         raise SystemExit(2) from None
 
 
-__all__ = ["export_forced", "outer", "prepare", "reads_token", "seal_reads"]
+__all__ = ["chart_reads_marker", "export_forced", "outer", "prepare", "reads_marker", "seal_reads"]
 
 
 def export_forced(workflow: Any) -> None:
@@ -147,7 +147,7 @@ def outer(value: str, count: int) -> str:
 
 def generate_project(root: Path) -> list[GeneratedFile]:
     """Validate, expand and write the workflow of the project in ``root``; record what it read."""
-    from expops_smk.codegen.user_files import USER_PROFILES
+    from expops_smk.codegen.user_files import USER_PROFILES, user_rule_files
     from expops_smk.codegen.generate import generate
     from expops_smk.config.libraries import metadata_folders
     from expops_smk.config.project import load_project
@@ -162,6 +162,8 @@ def generate_project(root: Path) -> list[GeneratedFile]:
     specs = [*project.processes.values(), *project.charts.values()]
     rel.update(module for spec in specs for module in spec.modules)
     rel.update(USER_PROFILES.values())  # the user's profile keys are merged into the generated profiles
+    # The user's rule files and their folder (a file added or removed): the profiles look for temp( there.
+    rel.update([f"{WORKFLOW_DIR}/rules", *(f"{WORKFLOW_DIR}/{name}" for name in user_rule_files(root / WORKFLOW_DIR))])
     rel.update(path.relative_to(root).as_posix() for env in project.environments.values() for path in env.files)
     distributions = {dist for spec in specs for dist in spec.libraries}
     stamp = {

@@ -23,9 +23,10 @@ from typing import Any, Mapping
 
 from expops_smk.codegen.directives import default_resources, thread_count
 from expops_smk.codegen.groups import chain_groups
+from expops_smk.codegen.user_files import user_rule_files
 from expops_smk.config.model import ProjectConfig
 from expops_smk.graph.expansion import Graph
-from expops_smk.layout import DEFAULT_PROFILE, SLURM_PROFILE
+from expops_smk.layout import DEFAULT_PROFILE, SLURM_PROFILE, WORKFLOW_DIR
 DEFAULT_JOBS = 100
 # Seconds. The plugin waits this long after a submission or a finished job before asking Slurm
 # again, and adds 10 s after each check that finds nothing finished (up to 180 s), so squeue is
@@ -59,6 +60,29 @@ def _scheduler(graph: Graph) -> str:
             "scheduler: greedy\n")
 
 
+NOTEMP_FROM_NODES = 1_000
+"""From this many nodes on, profiles set ``notemp: true`` unless a rule file of the user's uses ``temp(``.
+
+Generated rules declare no ``temp()`` outputs, yet Snakemake looks for temp files to delete after
+every finished job (``DAG.handle_temp``; in a dry run too, for every planned job), walking each
+job's dependencies. ``notemp`` skips that walk; it changes nothing else. A user rule file with a
+``temp(`` output keeps Snakemake's handling (the profile is regenerated when such a file changes)."""
+
+
+def _notemp(project: ProjectConfig, graph: Graph) -> str:
+    if graph.node_count() < NOTEMP_FROM_NODES or _user_rules_use_temp(project):
+        return ""
+    return (f"# {graph.node_count()} nodes and no temp() outputs: Snakemake need not look for temp files to delete\n"
+            "# after each job (see expops_smk.codegen.profiles.NOTEMP_FROM_NODES).\n"
+            "notemp: true\n")
+
+
+def _user_rules_use_temp(project: ProjectConfig) -> bool:
+    workflow = project.root / WORKFLOW_DIR
+    return any("temp(" in (workflow / rel).read_text(encoding="utf-8", errors="replace")
+               for rel in user_rule_files(workflow))
+
+
 def render_default_profile(project: ProjectConfig, graph: Graph) -> str:
     """Local runs: what `snakemake` needs to start without flags, and nothing that changes results.
 
@@ -74,6 +98,7 @@ def render_default_profile(project: ProjectConfig, graph: Graph) -> str:
         "cores: all\n",
         "rerun-incomplete: true\n",
         _scheduler(graph),
+        _notemp(project, graph),
     ])
 
 
@@ -110,6 +135,7 @@ def render_slurm_profile(project: ProjectConfig, graph: Graph) -> str:
         f"seconds-between-status-checks: {STATUS_CHECK_SECONDS}\n",
         "rerun-incomplete: true\n",
         _scheduler(graph),
+        _notemp(project, graph),
         "# A failed job's own log (node label, traceback) and its Slurm log (the one-line error of\n"
         "# expops-smk) are printed here: on a cluster they are otherwise only in files on the nodes' side.\n",
         "show-failed-logs: true\n",

@@ -1,10 +1,12 @@
-"""The rules' ``reads`` parameter: each job's reads token, brought up to date at every parse.
+"""The rules' ``reads`` input: each job's reads marker, brought up to date at every parse.
 
 Snakemake cannot see the files a function opened (they are not declared inputs), so ``prepare``
 checks the files every job recorded and hands each job a token (``store.read_records``): the token
-the job last ran with while its files are unchanged, a new one once one of them changed. The rules
-carry it as ``params: reads=...``, and Snakemake re-runs exactly the jobs whose token differs from
-the one recorded in its metadata. A job that never read a file has the constant initial token.
+the job last ran with while its files are unchanged, a new one once one of them changed. A job that
+never read a changed file has the constant initial token and no extra input; every other job has
+its marker file (``store.read_markers``) as input ``reads``, whose content is its token, so
+Snakemake re-runs exactly the jobs whose token moved since they last ran. They are not ``params:``
+(as they once were): comparing params makes Snakemake import pandas in every run (issue 18).
 
 The check is stat-first, through a stat cache kept in ``READS_INDEX``: a parse in which nothing
 changed costs one ``stat`` per job record and one per distinct file read, and a file is hashed again
@@ -22,28 +24,42 @@ from typing import Any, Callable, Iterator
 
 from expops_smk.layout import READS_DIR, READS_INDEX
 from expops_smk.store.files import atomic_write, confined_in_project
-from expops_smk.store.read_records import (INITIAL_TOKEN, absolute, current_digest, job_key, next_token,
-                                           read_job_record, real_digests)
+from expops_smk.store.read_markers import marker_path, sync_markers
+from expops_smk.store.read_records import (INITIAL_TOKEN, absolute, chart_key, current_digest, job_key,
+                                           next_token, read_job_record, real_digests)
 
 _INDEX_FORMAT = 2  # 1: records of format 1, which are no longer trusted
-_tokens: dict[str, str] = {}
+_markers: dict[str, list[str]] = {}
+"""Job key -> [its marker's path], for the jobs whose token moved at the last refresh."""
 
 
-def reads_token(process: str) -> Callable[[Any], str]:
-    """The ``params: reads=`` function of ``process``'s rule: its job's token from the last refresh."""
+def reads_marker(process: str) -> Callable[[Any], list[str]]:
+    """The ``reads=`` input function of ``process``'s rule: its job's marker, or nothing.
 
-    def token(wildcards: Any) -> str:
+    Called once per job while Snakemake builds the DAG (11,000 times for 11,000 jobs), so it is a
+    key and a dictionary lookup."""
+
+    def marker(wildcards: Any) -> list[str]:
         key = job_key(process, getattr(wildcards, "partition", ""), getattr(wildcards, "seed", ""))
-        return _tokens.get(key, INITIAL_TOKEN)
+        return _markers.get(key, [])
 
-    return token
+    return marker
+
+
+def chart_reads_marker(chart: str) -> Callable[[Any], list[str]]:
+    """The ``reads=`` input function of chart ``chart``'s rule: its marker, or nothing."""
+    return lambda wildcards: _markers.get(chart_key(chart), [])
 
 
 def refresh_tokens(root: Path) -> dict[str, str]:
-    """Check every job's recorded reads and return (and remember) the token of each job with a record."""
-    global _tokens
-    _tokens = _compute_tokens(Path(root))
-    return _tokens
+    """Check every job's recorded reads, bring the markers up to date, and return the token of each
+    job with a record."""
+    global _markers
+    tokens = _compute_tokens(Path(root))
+    moved = {key: token for key, token in tokens.items() if token != INITIAL_TOKEN}
+    sync_markers(Path(root), moved)
+    _markers = {key: [marker_path(key)] for key in moved}
+    return tokens
 
 
 def seal_reads(workflow_dir: str | Path) -> None:

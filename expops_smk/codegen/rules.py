@@ -1,18 +1,20 @@
 """``workflow/rules/processes.smk``: one Snakemake rule per process, plus the final targets.
 
 A rule's wildcards are ``{partition}`` and ``{seed}`` for the fan-outs above its process; its only
-declared output is each node's small ``_outputs.json`` manifest, and its ``params:`` carry what
-changes the result (code hash, parameters, fan-out, seed), so Snakemake re-runs exactly the rules
-whose code or parameters changed.
+declared output is each node's small ``_outputs.json`` manifest, and its ``shell:`` command starts
+with comment lines naming what changes the result (code hash, parameters, fan-out, seed; see
+``command_comments``), so Snakemake re-runs exactly the rules whose code or parameters changed. A
+job whose function read files that changed since its last run gets one more input, its reads
+marker (``read_tokens``). Rules have no ``params:``.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from string import Template
 
 from expops_smk.codegen.checkpoints import checkpoint_inputs, is_checkpoint, marker_pattern
+from expops_smk.codegen.command_comments import comment_literal, shell_block
 from expops_smk.codegen.directives import job_module, rule_directives
 from expops_smk.codegen.environments import rule_conda_file, rule_python
 from expops_smk.codegen.files import template
@@ -53,6 +55,9 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         data = project.data_path.relative_to(project.root).as_posix()
         inputs.append(f'{INDENT}raw_data=ancient({_python_string(data)}),')
         inputs.append(f'{INDENT}raw_data_digest="{DATA_DIGEST}",')
+    if spec.function is not None:
+        inputs.append(f"{INDENT}# Empty until a file its function read changes; then its token, a file (see the Snakefile).")
+        inputs.append(f"{INDENT}reads=reads_marker({_python_string(spec.name)}),")
     input_block = ("    input:\n" + "\n".join(inputs) + "\n") if inputs else ""
     wildcards = wildcards_of(node_stack)
     output = f"{INDENT}{output_pattern(layout)},"
@@ -60,6 +65,10 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
     if is_checkpoint(layout):
         output += f'\n{INDENT}ran="{marker_pattern(spec.name, wildcards)}",  # see the Snakefile'
         after = " && touch {output.ran:q}"
+    # "--seed=-2-7", not "--seed -2-7": argparse would take a value starting with '-' for an option.
+    wildcard_args = "".join(f" --{w}={{wildcards.{w}}}" for w in wildcards)
+    command = (f"PYTHONHASHSEED=0 {rule_python(project, spec)} -m {job_module('runtime')} "
+               f"{spec.name}{wildcard_args} --log {{log}}{after}")
     return rule_template.substitute(
         kind="checkpoint" if is_checkpoint(layout) else "rule",
         rule=rule_name(spec.name),
@@ -67,16 +76,9 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
         input=input_block,
         output=output,
         log=job_file_pattern(LOGS_DIR, spec.name, wildcards, ".log"),
-        params=_params(project, layout),
         extra=rule_directives(project, graph, layout, wildcards),
-        module=job_module("runtime"),
-        python=rule_python(project, spec),
         conda=rule_conda_file(project, spec),
-        process=spec.name,
-        # "--seed=-2-7", not "--seed -2-7": argparse would take a value starting with '-' for an option.
-        wildcard_args="".join(f" --{w}={{wildcards.{w}}}" for w in wildcards),
-        after=after,
-        reads_arg=" --reads-token={params.reads}" if spec.function is not None else "",
+        shell=shell_block(_result_comments(project, layout), _python_string(command)),
     ).rstrip()
 
 
@@ -112,63 +114,51 @@ def wildcards_of(stack: Stack) -> list[str]:
     return [w for w, kind in (("partition", "data"), ("seed", "seed")) if kind in kinds]
 
 
-def _params(project: ProjectConfig, layout: ProcessLayout) -> str:
-    """Everything that changes what the job computes, so Snakemake re-runs it when one changes.
+def _result_comments(project: ProjectConfig, layout: ProcessLayout) -> list[str]:
+    """Everything that changes what the job computes, as comment lines of its command (Python
+    expressions), so Snakemake re-runs it when one changes (see ``command_comments``).
 
     The project's ``random_seed`` only matters to nodes outside seed fan-outs (inside one, the
-    branch seed replaces it), so only those carry it. Snakemake prints changed params by value
-    alone ("before: ... now: ..."), so each value says what it is. ``dependency_params`` adds the
-    project modules and library versions the script reaches.
-    The parameters go through ``overridden`` (``codegen.overriding``) for ``snakemake --config``.
-    ``reads`` is each job's token for the files its function read at run time (``read_tokens``).
+    branch seed replaces it), so only those carry it. ``dependency_comments`` adds the project
+    modules and library versions the script reaches. The parameters go through
+    ``parameters_comment`` (``codegen.overriding``) for ``snakemake --config``.
     """
     spec = layout.spec
     lines = []
     if spec.function is not None:
-        lines.append(f'code="code of {spec.function.name}(): {spec.function.code_hash}"')
-        lines.append(f"parameters=overridden({_python_string(spec.name)}, {_python_string(parameters_text(project, spec))})")
-        lines.append(f"reads=reads_token({_python_string(spec.name)})")
+        lines.append(comment_literal("code", f"code of {spec.function.name}(): {spec.function.code_hash}"))
+        lines.append(f"parameters_comment({_python_string(spec.name)}, {_python_string(parameters_text(project, spec))})")
     else:
-        lines.append('code="builtin-split-1"')
-    lines.extend(dependency_params(spec))
+        lines.append(comment_literal("code", "builtin-split-1"))
+    lines.extend(dependency_comments(spec))
     if spec.data_split is not None:
         split = spec.data_split
-        lines.append(f'fanout="data_name={split.data_name} {split.describe()}"')
+        lines.append(comment_literal("fanout", f"data_name={split.data_name} {split.describe()}"))
     elif spec.seeds is not None:
-        lines.append(f'fanout="seeds={list(spec.seeds)}"')
+        lines.append(comment_literal("fanout", f"seeds={list(spec.seeds)}"))
     if not any(layer.kind == "seed" for layer in layout.stack):
-        lines.append(f'random_seed="reproducibility.random_seed={project.random_seed}"')
+        lines.append(comment_literal("random_seed", f"reproducibility.random_seed={project.random_seed}"))
     environment = environment_field(project, spec)
     if environment is not None:
-        lines.append(f"environment={_python_string(environment)}")
-    return "\n".join(f"{INDENT}{line}," for line in lines)
+        lines.append(comment_literal("environment", environment))
+    return lines
 
 
-def dependency_params(spec: ProcessSpec | ChartSpec) -> list[str]:
-    """``modules=`` and ``libraries=`` params: the project modules and installed distributions the
-    script imports, so that an edited helper module or an upgraded library re-runs exactly the
+def dependency_comments(spec: ProcessSpec | ChartSpec) -> list[str]:
+    """``# modules:`` and ``# libraries:`` lines: the project modules and installed distributions
+    the script imports, so that an edited helper module or an upgraded library re-runs exactly the
     rules whose scripts reach them."""
     lines = []
     if spec.modules:
-        lines.append(f"modules={_python_string(' '.join(f'{p}={h}' for p, h in spec.modules.items()))}")
+        lines.append(comment_literal("modules", " ".join(f"{p}={h}" for p, h in spec.modules.items())))
     if spec.libraries:
-        lines.append(f"libraries={_python_string(' '.join(f'{d}=={v}' for d, v in spec.libraries.items()))}")
+        lines.append(comment_literal("libraries", " ".join(f"{d}=={v}" for d, v in spec.libraries.items())))
     return lines
 
 
 def parameters_text(project: ProjectConfig, spec: ProcessSpec) -> str:
-    """The rule's ``parameters`` value: the JSON of what the function receives."""
-    return _without_wildcards(json.dumps(accepted_parameters(project, spec), sort_keys=True, default=str))
-
-
-def _without_wildcards(json_text: str) -> str:
-    """JSON whose strings spell '{' as ``\\u007b``: Snakemake would read ``{name}`` in a params
-    string as a wildcard (it has no escape for braces). A structural '{' is always followed by '"'
-    or '}', so only braces inside strings change, and the JSON still decodes to the same value."""
-    return _WILDCARD_START.sub(r"\\u007b", json_text)
-
-
-_WILDCARD_START = re.compile(r"\{(?=\s*\w)")
+    """The rule's ``# parameters:`` value: the JSON of what the function receives."""
+    return json.dumps(accepted_parameters(project, spec), sort_keys=True, default=str)
 
 
 def _python_string(text: str) -> str:

@@ -5,8 +5,8 @@ runs, and must learn which inputs the function asks for. Importing the script wo
 would also import torch, open GPUs or run top-level side effects, so scripts are read with ``ast``
 only.
 
-The code hash goes into each Snakemake rule's ``params:``; Snakemake re-runs a job when its params
-change. To re-run exactly the processes whose behaviour may have changed, a function's hash covers
+The code hash goes into a comment line of each Snakemake rule's command; Snakemake re-runs a job
+when its command text changes. To re-run exactly the processes whose behaviour may have changed, a function's hash covers
 its own definition plus, transitively, every top-level definition of the same module it refers to
 by name (helpers, callbacks, ``@step`` functions, classes, constants, the import that binds a
 name). Each part is hashed in a canonical form (``ast.dump`` without positions or docstrings), so

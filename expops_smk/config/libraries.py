@@ -1,7 +1,7 @@
 """Which installed distributions (and versions) a process's code imports.
 
 Upgrading scikit-learn can change a model's results although no file of the project changed, so
-the run key and the rule's ``params:`` carry the version of every third-party distribution whose
+the run key and the rule's command carry the version of every third-party distribution whose
 top-level modules the process's script or its project modules import (``config.imports``).
 Generation maps module names to distributions (the expensive part: it reads distributions'
 file lists); each job then asks only for the versions of the distributions the plan names, from

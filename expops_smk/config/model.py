@@ -49,7 +49,7 @@ class DataSplit:
         return self.mode in ("rows_per_partition", "files") or (self.mode == "by" and self.buckets is None)
 
     def describe(self) -> str:
-        """The fan-out as the config spells it (rule params, run key, messages)."""
+        """The fan-out as the config spells it (rule commands, run key, messages)."""
         if self.mode == "size":
             return f"size={list(self.row_counts) if self.row_counts is not None else self.count}"
         if self.mode == "by":
@@ -210,8 +210,8 @@ def effective_parameters(project: ProjectConfig, spec: ProcessSpec) -> dict[str,
 def accepted_parameters(project: ProjectConfig, spec: ProcessSpec) -> dict[str, Any]:
     """The parameters the function actually receives (signature-filtered unless it takes **kwargs).
 
-    Only these go into the rule's ``params:``, so editing a global parameter re-runs just the
-    processes whose functions take it.
+    Only these go into the ``# parameters:`` line of the rule's command, so editing a global
+    parameter re-runs just the processes whose functions take it.
     """
     params = effective_parameters(project, spec)
     function = spec.function

@@ -9,7 +9,7 @@ Snakemake users change a run with ``--config``; the generated Snakefile hands Sn
     processes='{train: {C: 0.5}}'  several processes (the natural form in a --configfile)
 
 A global override wins over a process's own value too, and a per-process one over both. The
-overridden project is what every later layer sees (rule params, run key, status), so an override
+overridden project is what every later layer sees (rule commands, run key, status), so an override
 re-runs exactly the processes that take the parameter, and removing it restores their previous
 results from the run cache. Any key or parameter nothing uses gives one warning line.
 """

@@ -58,7 +58,7 @@ class ParseContext:
 
     def check_plain_data(self, value: Any, field_name: str, process: str | None) -> None:
         """Parameters must survive JSON unchanged: jobs read them back from the JSON plan and rule
-        params hash them as JSON with sorted keys. A YAML date would reach functions as a date at
+        commands name them as JSON with sorted keys. A YAML date would reach functions as a date at
         validation and as a string in jobs; mixed int/str keys cannot be sorted at all."""
         stack: list[tuple[Any, str]] = [(value, field_name)]
         while stack:

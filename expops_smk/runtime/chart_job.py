@@ -32,7 +32,8 @@ from expops_smk.runtime.seeding import seed_rngs
 from expops_smk.runtime.user_api import ChartContext
 from expops_smk.store.files import confined_in_project
 from expops_smk.store.hashing import hash_bytes
-from expops_smk.store.read_records import INITIAL_TOKEN, chart_key, write_pending_reads
+from expops_smk.store.read_markers import marker_token
+from expops_smk.store.read_records import chart_key, write_pending_reads
 
 
 class ChartError(ExpopsError):
@@ -61,11 +62,10 @@ def node_metrics(record: Mapping[str, Any], step: str | None) -> dict[str, Any]:
 class ChartRun:
     """One execution of one chart, from the project folder."""
 
-    def __init__(self, root: Path, name: str, log: TextIO, reads_token: str = INITIAL_TOKEN) -> None:
+    def __init__(self, root: Path, name: str, log: TextIO) -> None:
         self.root = root
         self.name = name
         self.log = log
-        self.reads_token = reads_token  # recorded with the files the chart function read (read_records)
         try:
             plan = read_plan(root / PLAN_FILE, root)
         except FileNotFoundError:
@@ -159,7 +159,8 @@ class ChartRun:
             raise self.code_error("the chart function", exc) from exc
         finally:
             os.chdir(previous)
-        write_pending_reads(self.root, chart_key(self.name), self.reads_token, [], recorder.pending())
+        key = chart_key(self.name)  # recorded with the token that scheduled it, as a node does (read_markers)
+        write_pending_reads(self.root, key, marker_token(self.root, key), [], recorder.pending())
         pngs = sorted(path.relative_to(self.output_dir).as_posix() for path in self.output_dir.rglob("*.png"))
         (self.output_dir / CHART_RECORD).write_text(json.dumps({
             "chart": self.name, "probes": ctx.probe_paths, "run_id": run_id, "pngs": pngs,

@@ -16,7 +16,6 @@ from expops_smk.errors import ExpopsError
 from expops_smk.runtime.launch import report
 from expops_smk.runtime.node_run import NodeRun, UserCodeError
 from expops_smk.store.files import confined_in_project
-from expops_smk.store.read_records import INITIAL_TOKEN
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +24,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partition", default="")
     parser.add_argument("--seed", default="")
     parser.add_argument("--log", required=True, type=Path)
-    parser.add_argument("--reads-token", default=INITIAL_TOKEN,
-                        help="the rule's reads parameter, recorded with the files the function reads")
     args = parser.parse_args(argv)
     try:  # a log that is (or lies in) a symlink out of logs/ would be written through
         confined_in_project(Path.cwd() / args.log, Path.cwd()).parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with open(args.log, "w", encoding="utf-8") as log:
             try:
-                run = NodeRun(Path.cwd(), args.process, args.partition, args.seed, log, args.reads_token)
+                run = NodeRun(Path.cwd(), args.process, args.partition, args.seed, log)
                 label = run.node.label
                 run.run()
             except ExpopsError as exc:

@@ -41,8 +41,8 @@ from expops_smk.runtime.seeding import derive_task_seed, seed_rngs
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.artifacts import Artifact
 from expops_smk.store.pending_reads import Pending
-from expops_smk.store.read_records import (INITIAL_TOKEN, changed_reads, job_key, read_run_reads, write_job_record,
-                                           write_pending_reads)
+from expops_smk.store.read_markers import marker_token
+from expops_smk.store.read_records import changed_reads, job_key, read_run_reads, write_job_record, write_pending_reads
 
 
 class UserCodeError(Exception):
@@ -66,11 +66,9 @@ class _Stored:
 class NodeRun:
     """One execution of one node."""
 
-    def __init__(self, root: Path, process: str, partition: str, seed: str, log: TextIO,
-                 reads_token: str = INITIAL_TOKEN) -> None:
+    def __init__(self, root: Path, process: str, partition: str, seed: str, log: TextIO) -> None:
         self.root = root
         self.log = log
-        self.reads_token = reads_token  # what the rule's params said: recorded with the reads (read_records)
         self.pending: Pending | None = None  # what the function read, set when it was called
         # The --config parameter overrides of this Snakemake invocation (see codegen.overriding).
         self.project: ProjectConfig = apply_overrides(read_plan(root / PLAN_FILE, root).project,
@@ -157,6 +155,7 @@ class NodeRun:
         run_key = hash_payload(payload)
         locations = self.layout.output_locations(self.node)
         job = job_key(self.node.process, self.node.partition_value, self.node.seed_value)
+        reads_token = marker_token(self.root, job)  # what scheduled it: recorded with the reads (read_markers)
         bypass = cache_bypass_reason(os.environ, rule_name(self.spec.name),
                                      [f"{loc.results_dir}/{MANIFEST}" for loc in locations], self.project.execution.benchmark)
         if bypass:
@@ -173,13 +172,13 @@ class NodeRun:
             outcome = "restored"
             # The report shows what the results cost to compute, not what restoring them cost.
             computed = self.store.recorded_seconds(location_key(run_key, locations[0]))
-            write_job_record(self.root, job, self.reads_token, recorded or {})
+            write_job_record(self.root, job, reads_token, recorded or {})
             self.say(f"inputs, code and parameters match a recorded run ({run_key}): outputs restored, user code not run")
         else:
             outputs = self.execute(manifests)
             computed = time.perf_counter() - started
             locations = self.growing.locations() if self.growing is not None else locations
-            write_pending_reads(self.root, job, self.reads_token,  # before the run records: checked when restoring
+            write_pending_reads(self.root, job, reads_token,  # before the run records: checked when restoring
                                 [location_key(run_key, loc) for loc in locations[:len(outputs)]],
                                 self.pending or Pending(str(self.root), [], [], 0, 0, [], [], [], {}))
             for location, values in zip(locations, outputs):
