@@ -154,21 +154,22 @@ _reads_append: Any = None  # _active.reads.append, looked up once per call inste
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
-    """Called for every audit event of the process: as little as possible, recording or not."""
+    """Called for every audit event of the process: as little as possible, recording or not.
+    (A ``try`` costs nothing until something raises; a hook that raised would fail the open.)"""
     if event == "open":
         if _reads_append is not None:
-            path, mode, flags = args
-            if path.__class__ is str and path[:1] == "/" and mode in _READ_MODES:
-                _reads_append(path)
-            else:
-                try:
+            try:
+                path, mode, flags = args
+                if path.__class__ is str and path[:1] == "/" and mode in _READ_MODES:
+                    _reads_append(path)
+                else:
                     _active.opened_other(path, mode, flags)  # type: ignore[union-attr]
-                except Exception:  # noqa: BLE001 - an audit hook that raises would fail the user's open()
-                    pass
+            except Exception:  # noqa: BLE001
+                pass
     elif _active is not None and event in _REMOVALS:
         try:
             _active.removed_path(args[0])
-        except Exception:  # noqa: BLE001 - likewise
+        except Exception:  # noqa: BLE001
             pass
 
 
