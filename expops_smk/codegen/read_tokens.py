@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 from expops_smk.layout import READS_DIR, READS_INDEX
 from expops_smk.store.files import atomic_write, confined_in_project
 from expops_smk.store.read_markers import marker_path, sync_markers
-from expops_smk.store.read_records import (INITIAL_TOKEN, absolute, chart_key, current_digest, job_key,
+from expops_smk.store.read_records import (INITIAL_TOKEN, WriteBack, absolute, chart_key, current_digest, job_key,
                                            next_token, read_job_record, real_digests)
 
 _INDEX_FORMAT = 2  # 1: records of format 1, which are no longer trusted
@@ -79,18 +79,21 @@ def _compute_tokens(root: Path) -> dict[str, str]:
     index = _read_index(root)
     old_records, files = index["records"], dict(index["files"])
     records: dict[str, list] = {}
+    write_back = WriteBack(root)  # pending records are sealed here and stored sealed after the loop
     for key, path, st in _scan(jobs_dir, ""):
         entry = old_records.get(key)
         if entry is None or entry[:2] != [st.st_size, st.st_mtime_ns]:
-            loaded = read_job_record(root, key, files, write_back=True)  # a pending record is sealed here
+            loaded = read_job_record(root, key, files, write_back)
             if loaded is None:
                 continue  # half-written, foreign or older: the job's next run rewrites it
             token, reads = loaded
-            with contextlib.suppress(OSError):
-                st = path.stat()  # that of the sealed record written back, if it was pending
             entry = [st.st_size, st.st_mtime_ns, token, {p: e[2] for p, e in reads.items()}]
             files.update(real_digests(reads))  # what the job saw when it read them: hashed again only if they moved on
         records[key] = entry
+    for path in write_back.apply():  # a sealed job record's stat is what the next parse compares
+        key = path.relative_to(jobs_dir).as_posix()[:-len(".json")] if path.is_relative_to(jobs_dir) else None
+        with contextlib.suppress(OSError, KeyError):
+            records[key][:2] = [path.stat().st_size, path.stat().st_mtime_ns]
     current: dict[str, str] = {}
     new_files: dict[str, list] = {}
     for path in sorted({p for entry in records.values() for p in entry[3]}):

@@ -26,6 +26,7 @@ import fcntl
 import json
 import os
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -153,11 +154,11 @@ def _record_bytes(payload: object) -> bytes:
 
 
 def read_job_record(root: Path, key: str, known: Mapping[str, list] | None = None,
-                    write_back: bool = False) -> tuple[str, Reads] | None:
+                    write_back: WriteBack | None = None) -> tuple[str, Reads] | None:
     """(token, sealed reads) of a job record; None when missing, unreadable or of another format.
 
-    A pending record is sealed now (``known`` spares hashing); ``write_back`` stores the sealed form
-    in the record and in the run records it names that still hold the same pending reads.
+    A pending record is sealed now (``known`` spares hashing); ``write_back`` is given the sealed
+    form of the record and of the run records it names that still hold the same pending reads.
     """
     path = job_record_path(root, key)
     loaded = _load(path, any_format=True)
@@ -169,15 +170,14 @@ def read_job_record(root: Path, key: str, known: Mapping[str, list] | None = Non
     reads = _sealed(root, record, known)
     if reads is None:
         return None
-    if write_back and "pending" in record:
+    if write_back is not None and "pending" in record:
         pending_bytes = json.dumps(record["pending"], sort_keys=True)
         for record_key in record.get("runs", []) if isinstance(record.get("runs"), list) else []:
             run_path = run_record_path(root, str(record_key))
             run = _load(run_path)
             if run is not None and json.dumps(run[0].get("pending"), sort_keys=True) == pending_bytes:
-                _replace_if_unchanged(root, run_path, run[1], _record_bytes({"format": RECORD_FORMAT, "reads": reads}))
-        _replace_if_unchanged(root, path, raw, _record_bytes(
-            {"format": RECORD_FORMAT, "token": record["token"], "reads": reads}))
+                write_back.add(run_path, run[1], _record_bytes({"format": RECORD_FORMAT, "reads": reads}))
+        write_back.add(path, raw, _record_bytes({"format": RECORD_FORMAT, "token": record["token"], "reads": reads}))
     return record["token"], reads
 
 
@@ -209,12 +209,31 @@ def _sealed(root: Path, record: dict[str, Any], known: Mapping[str, list] | None
     return reads if isinstance(reads, dict) else None
 
 
-def _replace_if_unchanged(root: Path, path: Path, expected: bytes, data: bytes) -> None:
-    """Replace ``path`` by ``data`` unless a node rewrote it since it was read as ``expected``:
-    nodes write under the shared lock, so the check and the rename cannot interleave with them."""
-    with contextlib.suppress(OSError), _records_lock(root, fcntl.LOCK_EX):
-        if path.read_bytes() == expected:
-            atomic_write(path, data)
+@dataclass
+class WriteBack:
+    """Sealed records to store in place of the pending ones they were sealed from, all at once:
+    one exclusive lock per batch rather than per record (a run of 10,000 jobs seals 20,000)."""
+
+    root: Path
+    items: list[tuple[Path, bytes, bytes]] = field(default_factory=list)  # (path, as read, sealed)
+
+    def add(self, path: Path, expected: bytes, data: bytes) -> None:
+        self.items.append((path, expected, data))
+
+    def apply(self, batch: int = 500) -> list[Path]:
+        """Replace each record unless a node rewrote it since it was read: nodes write under the
+        shared lock, so the check and the rename cannot interleave with them. Batches keep the nodes
+        of a running workflow from waiting long. Returns the paths replaced."""
+        written = []
+        for start in range(0, len(self.items), batch):
+            with contextlib.suppress(OSError), _records_lock(self.root, fcntl.LOCK_EX):
+                for path, expected, data in self.items[start:start + batch]:
+                    with contextlib.suppress(OSError):
+                        if path.read_bytes() == expected:
+                            atomic_write(path, data)
+                            written.append(path)
+        self.items.clear()
+        return written
 
 
 @contextlib.contextmanager
