@@ -2,21 +2,23 @@
 
 Every ``open()``, ``io.open``, ``pathlib`` read, ``os.open`` (and what goes through them: ``np.load``,
 ``pandas.read_csv``, ``pickle.load`` of an opened file) raises the audit event ``open`` with
-``(path, mode, flags)``. The hook appends that tuple to a list while a ``Recorder`` is active, and
-does nothing else: a node may open thousands of files, and every microsecond per ``open`` shows.
-Audit hooks cannot be removed, so one hook is installed per process when this module is imported
-(in the warm server, whose forked jobs inherit it) and does nothing while no call is being recorded:
-reading inputs and writing artifacts by the runtime itself is never recorded.
+``(path, mode, flags)``. While a ``Recorder`` is active the hook appends the path of a plain read
+to a list and does nothing else: a node may open thousands of files, and each microsecond per
+``open`` shows in its run time. Audit hooks cannot be removed, so one hook is installed per process
+when this module is imported (in the warm server, whose forked jobs inherit it) and does nothing
+while no call is being recorded: reading inputs and writing artifacts by the runtime itself is
+never recorded.
 
-After the call, ``Recorder.pending`` sorts the opens out with string operations only (no system
-call per file): what was opened for reading, minus what was opened for writing and what is left
-out. Checking the files (stat, digest) is left to ``store.pending_reads``, outside the job.
+After the call, ``Recorder.pending`` keeps the distinct paths, the paths opened for writing, the
+call's start and end and one ``stat`` per folder read from: no system call per file. Sorting the
+paths out and checking the files (stat, digest, the ctime rule) is the seal's work
+(``store.pending_reads``), done after the job.
 
 What is left out, because something else already tracks it or it is not the project's data: the
 node's own inputs and the store (``results/``, ``.expops/``), the job log, the interpreter, its
 standard library and site-packages (library versions are in the run key), ``/proc``, ``/sys``,
-``/dev``, bytecode caches, files the call itself opened for writing, and (decided when the record
-is sealed) whatever is not a regular file, and files the call removed.
+``/dev``, bytecode caches, files the call itself opened for writing, whatever is not a regular
+file, and files already gone when the call returned (``_REMOVALS``: those it removed itself).
 """
 
 from __future__ import annotations
@@ -151,26 +153,42 @@ def stale_reads(root: Path, record_key: str) -> list[str] | None:
 
 _active: Recorder | None = None
 _reads_append: Any = None  # _active.reads.append, looked up once per call instead of once per open
+_cwd: str | None = None
+"""The working directory relative paths are read from, asked once (``os.getcwd`` is a system call)
+and forgotten at each ``os.chdir``/``os.fchdir`` audit event. (A ``chdir`` made in C, outside
+Python's ``os``, is not seen: relative paths read after it would be resolved against the old one.)"""
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
     """Called for every audit event of the process: as little as possible, recording or not.
     (A ``try`` costs nothing until something raises; a hook that raised would fail the open.)"""
+    global _cwd
     if event == "open":
         if _reads_append is not None:
             try:
                 path, mode, flags = args
-                if path.__class__ is str and path[:1] == "/" and mode in _READ_MODES:
-                    _reads_append(path)
+                if path.__class__ is str and mode in _READ_MODES:
+                    if path[:1] == "/":
+                        _reads_append(path)
+                    else:
+                        _reads_append(f"{_cwd or _current_dir()}/{path}")
                 else:
                     _active.opened_other(path, mode, flags)  # type: ignore[union-attr]
             except Exception:  # noqa: BLE001
                 pass
+    elif event == "os.chdir":
+        _cwd = None
     elif _active is not None and event in _REMOVALS:
         try:
             _active.removed_path(args[0])
         except Exception:  # noqa: BLE001
             pass
+
+
+def _current_dir() -> str:
+    global _cwd
+    _cwd = os.getcwd()
+    return _cwd
 
 
 @contextlib.contextmanager
@@ -180,8 +198,8 @@ def recording(recorder: Recorder) -> Iterator[Recorder]:
     The start time is taken before the first open can happen and the end time after the last:
     a file whose ctime is not before the start may have changed while the call read it.
     """
-    global _active, _reads_append
-    previous = _active
+    global _active, _reads_append, _cwd
+    previous, _cwd = _active, None
     recorder.started_ns = time.time_ns()
     _active, _reads_append = recorder, recorder.reads.append
     try:
