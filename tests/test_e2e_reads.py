@@ -16,7 +16,7 @@ import pytest
 
 from expops_smk.layout import READS_DIR
 from expops_smk.runtime.run_key import folder_key
-from expops_smk.store.read_records import job_record_path, read_job_record, read_run_reads
+from expops_smk.store.read_records import read_job_record, read_run_reads
 
 from e2e import CALLS_HELPER, EXPOPS_SMK, Project, Run
 from projects import write_project
@@ -124,7 +124,7 @@ def markers(project: Project) -> dict[str, str]:
 
 
 def recorded_token(project: Project, key: str) -> str:
-    record = read_job_record(job_record_path(project.root, key))
+    record = read_job_record(project.root, key)
     assert record is not None
     return record[0]
 
@@ -224,3 +224,94 @@ def test_a_no_op_after_a_real_run_leaves_pandas_out_of_snakemake(project: Projec
     finally:
         probe.unlink()
 
+
+def test_a_file_rewritten_with_the_same_bytes_right_after_a_run_changes_nothing(project: Project) -> None:
+    """The run seals its records when it ends (onsuccess), before the rewrite: only content counts."""
+    rewrite(project.root / "data/b.txt", "4")
+    run = project.snakemake()
+    assert run.outcomes == {"work P2": "executed", "total": "executed"}
+    rewrite(project.root / "data/b.txt", "4")
+    assert all(line == "up to date" for line in status(project).values())
+    assert_nothing_ran(project.snakemake())
+
+
+TOUCHING = """\
+scripts: {main: src/main.py}
+experiment:
+  pipeline:
+    process_adjlist: |
+      touch
+    processes:
+      - {name: touch, code: main.touch}
+"""
+
+TOUCHING_MAIN = CALLS_HELPER + '''
+import os
+import subprocess
+
+
+def touch():
+    called("touch")
+    with open("data/x.txt", encoding="utf-8") as handle:
+        value = handle.read().strip()
+    if not os.path.exists("notes/touched"):  # first run only: another process changes what was read
+        os.makedirs("notes", exist_ok=True)
+        open("notes/touched", "w").close()
+        subprocess.run(["sh", "-c", "echo 2 > data/x.txt"], check=True)
+    return {"value": value}
+'''
+
+
+def test_a_file_changed_while_the_node_ran_re_executes_it(tmp_path: Path) -> None:
+    """What the node read is not what the file holds once it returned: the next run executes it."""
+    root = write_project(tmp_path / "project", TOUCHING, TOUCHING_MAIN, script_path="src/main.py",
+                         files={"data/x.txt": "1\n"})
+    project = Project(root)
+    first = project.run()
+    assert first.calls == ["touch"] and project.value("touch", "value") == "1"
+    assert status(project) == {"touch": "will run: file changed while the node ran: data/x.txt"}
+    second = project.snakemake()
+    assert second.outcomes == {"touch": "executed"} and second.calls == ["touch"]
+    assert project.value("touch", "value") == "2"
+    assert status(project) == {"touch": "up to date"}
+    assert_nothing_ran(project.snakemake())
+
+
+CHARTED = """\
+scripts: {main: src/main.py}
+experiment:
+  pipeline:
+    processes:
+      - {name: load, code: main.load}
+      - name: plot
+        code: main.plot
+        probe_paths: {loaded: "//*[@name='load']"}
+"""
+
+CHARTED_MAIN = '''
+import os
+
+
+def load(metrics=None):
+    return {"value": 1}
+
+
+def plot(metrics, ctx):
+    with open(os.path.join(ctx.project_dir, "calls.log"), "a", encoding="utf-8") as handle:
+        handle.write("plot\\n")
+    with open(os.path.join(ctx.project_dir, "data", "style.txt"), encoding="utf-8") as handle:
+        handle.read()
+'''
+
+
+def test_a_chart_is_redrawn_when_a_file_its_function_read_changes(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "project", CHARTED, CHARTED_MAIN, script_path="src/main.py",
+                         files={"data/style.txt": "blue\n", "data/other.txt": "x\n"})
+    project = Project(root)
+    assert project.run().calls == ["plot"]
+    assert_nothing_ran(project.snakemake())  # recording what it read changes nothing by itself
+    rewrite(root / "data/style.txt", "blue\n")  # same bytes
+    assert_nothing_ran(project.snakemake())
+    rewrite(root / "data/style.txt", "red\n")
+    assert project.snakemake().calls == ["plot"]
+    assert_nothing_ran(project.snakemake())

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import sysconfig
+import time
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,10 @@ from hypothesis import given, strategies as st
 from expops_smk.codegen import read_tokens
 from expops_smk.store.read_markers import marker_path, marker_token
 from expops_smk.runtime.reads import Recorder, recorder_for, recording
-from expops_smk.store import read_records
-from expops_smk.store.read_records import (INITIAL_TOKEN, changed_reads, digest_reads, job_record_path,
-                                           next_token, write_job_record)
+from expops_smk.store import pending_reads, read_records
+from expops_smk.store.pending_reads import Pending, seal
+from expops_smk.store.read_records import (INITIAL_TOKEN, absolute, changed_reads, job_record_path, next_token,
+                                           write_job_record)
 
 
 @pytest.fixture
@@ -31,15 +33,32 @@ def root(tmp_path: Path) -> Path:
     return project
 
 
+def sealed(root: Path, recorder: Recorder) -> list[str]:
+    """The absolute paths of what the recorder's call read, as the seal keeps them."""
+    return [absolute(root, path) for path in seal(root, recorder.pending())]
+
+
 def record(root: Path, action, own_inputs=()) -> list[str]:
     recorder = recorder_for(root, own_inputs)
     with recording(recorder):
         action()
-    return [path for path, _ in recorder.files()]
+    return sealed(root, recorder)
+
+
+def later_call(root: Path, *paths: Path | str, started_ns: int | None = None) -> Pending:
+    """The pending reads of a call that read ``paths`` and started a second after now (their ctimes
+    are well before its start), unless ``started_ns`` says otherwise."""
+    started = time.time_ns() + 10 ** 9 if started_ns is None else started_ns
+    absolute_paths = [os.path.abspath(path) for path in paths]
+    folders = {}
+    for path in absolute_paths:
+        st = os.stat(os.path.dirname(path))
+        folders[os.path.dirname(path)] = [st.st_dev, st.st_ino, st.st_mtime_ns]
+    return Pending(str(root), absolute_paths, [], started, started + 1000, [], [], [], folders)
 
 
 def reads_of(root: Path, *paths: Path | str) -> dict[str, list]:
-    return digest_reads(root, [(str(path), os.stat(path)) for path in paths])
+    return seal(root, later_call(root, *paths))
 
 
 def read(path) -> None:
@@ -141,8 +160,8 @@ def test_nothing_is_recorded_outside_the_recording_block(root: Path) -> None:
         (root / "data" / "b.csv").write_text("b", encoding="utf-8")
         read(root / "data" / "b.csv")
     read(root / "data" / "b.csv")
-    assert [path for path, _ in inner.files()] == [str(root / "data" / "a.csv")]
-    assert outer.files() == []  # b.csv was written in the block: the function's own output
+    assert sealed(root, inner) == [str(root / "data" / "a.csv")]
+    assert sealed(root, outer) == []  # b.csv was written in the block: the function's own output
 
 
 def test_a_forked_child_records_with_the_hook_installed_before_the_fork(root: Path) -> None:
@@ -174,22 +193,23 @@ def test_directories_and_vanished_files_are_not_reads(root: Path) -> None:
     recorder = recorder_for(root)
     with recording(recorder):
         action()
-    assert recorder.files() == []
+    assert sealed(root, recorder) == []
 
 
 @given(st.sampled_from(["r", "rb", "rt", "br"]), st.sampled_from(["", "w", "a", "x", "+"]))
 def test_a_mode_writes_when_it_has_w_a_x_or_plus(base: str, extra: str) -> None:
-    recorder = Recorder((), frozenset())
-    recorder.opened("/somewhere/f", base + extra, 0)
-    assert (recorder.read == {"/somewhere/f": None}) == (extra == "")
-    assert (recorder.written == {"/somewhere/f"}) == (extra != "")
+    recorder = Recorder("/project", (), frozenset())
+    recorder.opened_other("/somewhere/f", base + extra, 0)
+    pending = recorder.pending()
+    assert (pending.paths == ["/somewhere/f"]) == (extra == "")
+    assert (pending.written == ["/somewhere/f"]) == (extra != "")
 
 
 def test_changed_reads_hash_only_files_whose_stat_moved(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reads = reads_of(root, root / "data" / "a.csv")
     hashed: list[Path] = []
-    real = read_records._hash
-    monkeypatch.setattr(read_records, "_hash", lambda path, size: hashed.append(path) or real(path, size))
+    real = read_records.hash_path
+    monkeypatch.setattr(read_records, "hash_path", lambda path, size: hashed.append(path) or real(path, size))
     assert changed_reads(root, reads) == [] and hashed == []
     os.utime(root / "data" / "a.csv", ns=(1, 1))  # same bytes, new mtime: hashed, unchanged
     assert changed_reads(root, reads) == [] and len(hashed) == 1
@@ -220,8 +240,8 @@ def test_tokens_follow_the_recorded_files_and_hash_each_file_once(root: Path, mo
     write_job_record(root, "work/p1", INITIAL_TOKEN, reads_of(root, data))
     write_job_record(root, "work/p2", "files-read:t2", reads_of(root, data))
     hashed: list[Path] = []
-    real = read_records._hash
-    monkeypatch.setattr(read_records, "_hash", lambda path, size: hashed.append(path) or real(path, size))
+    real = read_records.hash_path
+    monkeypatch.setattr(read_records, "hash_path", lambda path, size: hashed.append(path) or real(path, size))
     assert read_tokens.refresh_tokens(root) == {"work/p1": INITIAL_TOKEN, "work/p2": "files-read:t2"}
     marker = read_tokens.reads_marker("work")
     assert marker(type("W", (), {"partition": "p2"})()) == [marker_path("work/p2")]
@@ -248,16 +268,14 @@ def test_a_marker_goes_when_its_job_has_no_moved_token(root: Path) -> None:
 
 
 
-def test_a_re_execution_hashes_only_files_that_moved_since_its_previous_record(
-        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_seal_hashes_only_files_that_moved_since_they_were_known(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (root / "data" / "b.csv").write_text("b\n", encoding="utf-8")
     previous = reads_of(root, root / "data" / "a.csv", root / "data" / "b.csv")
     hashed: list[str] = []
-    real = read_records._hash
-    monkeypatch.setattr(read_records, "_hash", lambda path, size: hashed.append(path) or real(path, size))
+    real = pending_reads.hash_path
+    monkeypatch.setattr(pending_reads, "hash_path", lambda path, size: hashed.append(path) or real(path, size))
     (root / "data" / "b.csv").write_text("b2\n", encoding="utf-8")
-    files = [(str(root / "data" / name), os.stat(root / "data" / name)) for name in ("a.csv", "b.csv")]
-    again = digest_reads(root, files, previous)
+    again = seal(root, later_call(root, root / "data" / "a.csv", root / "data" / "b.csv"), previous)
     assert hashed == [str(root / "data" / "b.csv")]
     assert again["data/a.csv"] == previous["data/a.csv"] and again["data/b.csv"][2] != previous["data/b.csv"][2]
 

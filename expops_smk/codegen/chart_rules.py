@@ -47,6 +47,7 @@ def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Templat
     locations = [probe_location(graph, probe) for probe in chart.probes]
     inputs = dict.fromkeys(f'"{location.results_dir}/{MANIFEST}"' for location in locations)
     inputs.update(dict.fromkeys(ancient(f'"{path}"') for path in chart_checkpoint_inputs(graph.project, graph, locations)))
+    inputs[f"reads=chart_reads_marker({spec.name!r})"] = None  # what the chart function read (read_tokens)
     probes = hash_bytes(json.dumps([[probe.key, probe.id] for probe in chart.probes]).encode())
     doc = (spec.description.strip().rstrip(".") or f"Chart '{spec.name}'") + \
         f"; draws {len(chart.probes)} probe{'s' if len(chart.probes) != 1 else ''}."

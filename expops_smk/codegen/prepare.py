@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from expops_smk import __version__
-from expops_smk.codegen.read_tokens import reads_marker, refresh_tokens
+from expops_smk.codegen.read_tokens import chart_reads_marker, reads_marker, refresh_tokens, seal_reads
 
 from expops_smk.codegen.checkpoint_markers import forget_markers
 from expops_smk.layout import (COMPUTE_CONFIG_FILE, DATA_DIGEST, FORCED_VARIABLE, JOB_CLIENT, PLAN_FILE,
@@ -55,7 +55,7 @@ def prepare(workflow_dir: str | Path, config: Mapping[str, Any] | None = None) -
         raise SystemExit(2) from None
 
 
-__all__ = ["export_forced", "outer", "prepare", "reads_marker"]
+__all__ = ["chart_reads_marker", "export_forced", "outer", "prepare", "reads_marker", "seal_reads"]
 
 
 def export_forced(workflow: Any) -> None:

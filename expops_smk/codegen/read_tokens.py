@@ -15,18 +15,20 @@ only when its size or mtime changed. Projects whose functions read no files pay 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from expops_smk.layout import READS_DIR, READS_INDEX
 from expops_smk.store.files import atomic_write, confined_in_project
 from expops_smk.store.read_markers import marker_path, sync_markers
-from expops_smk.store.read_records import (INITIAL_TOKEN, absolute, current_digest, job_key, next_token,
-                                           read_job_record)
+from expops_smk.store.read_records import (INITIAL_TOKEN, WriteBack, absolute, chart_key, current_digest, job_key,
+                                           next_token, read_job_record, real_digests)
 
-_INDEX_FORMAT = 1
+_INDEX_FORMAT = 2  # 1: records of format 1, which are no longer trusted
 _markers: dict[str, list[str]] = {}
 """Job key -> [its marker's path], for the jobs whose token moved at the last refresh."""
 
@@ -44,6 +46,11 @@ def reads_marker(process: str) -> Callable[[Any], list[str]]:
     return marker
 
 
+def chart_reads_marker(chart: str) -> Callable[[Any], list[str]]:
+    """The ``reads=`` input function of chart ``chart``'s rule: its marker, or nothing."""
+    return lambda wildcards: _markers.get(chart_key(chart), [])
+
+
 def refresh_tokens(root: Path) -> dict[str, str]:
     """Check every job's recorded reads, bring the markers up to date, and return the token of each
     job with a record."""
@@ -55,6 +62,16 @@ def refresh_tokens(root: Path) -> dict[str, str]:
     return tokens
 
 
+def seal_reads(workflow_dir: str | Path) -> None:
+    """Seal the records the run's jobs left pending (``onsuccess``/``onerror``), so that a file
+    rewritten with the same bytes after the run is found unchanged by the next parse rather than
+    counted as changed since the node ran. Never fails the run: the next parse seals them anyway."""
+    try:
+        refresh_tokens(Path(workflow_dir).resolve().parent)
+    except (OSError, ValueError) as exc:
+        print(f"expops-smk: the files read by the run's jobs are checked at the next parse ({exc})", file=sys.stderr)
+
+
 def _compute_tokens(root: Path) -> dict[str, str]:
     jobs_dir = root / READS_DIR / "jobs"
     if not jobs_dir.is_dir():
@@ -62,16 +79,21 @@ def _compute_tokens(root: Path) -> dict[str, str]:
     index = _read_index(root)
     old_records, files = index["records"], dict(index["files"])
     records: dict[str, list] = {}
+    write_back = WriteBack(root)  # pending records are sealed here and stored sealed after the loop
     for key, path, st in _scan(jobs_dir, ""):
         entry = old_records.get(key)
         if entry is None or entry[:2] != [st.st_size, st.st_mtime_ns]:
-            loaded = read_job_record(path)
+            loaded = read_job_record(root, key, files, write_back)
             if loaded is None:
-                continue  # half-written or foreign: the job's next run rewrites it
+                continue  # half-written, foreign or older: the job's next run rewrites it
             token, reads = loaded
             entry = [st.st_size, st.st_mtime_ns, token, {p: e[2] for p, e in reads.items()}]
-            files.update(reads)  # what the job saw when it read them: hashed again only if they moved on
+            files.update(real_digests(reads))  # what the job saw when it read them: hashed again only if they moved on
         records[key] = entry
+    for path in write_back.apply():  # a sealed job record's stat is what the next parse compares
+        key = path.relative_to(jobs_dir).as_posix()[:-len(".json")] if path.is_relative_to(jobs_dir) else None
+        with contextlib.suppress(OSError, KeyError):
+            records[key][:2] = [path.stat().st_size, path.stat().st_mtime_ns]
     current: dict[str, str] = {}
     new_files: dict[str, list] = {}
     for path in sorted({p for entry in records.values() for p in entry[3]}):

@@ -27,6 +27,7 @@ from expops_smk.runtime.run_key import hash_payload, location_key, recorded_fold
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.artifacts import Artifact
 from expops_smk.store.hashing import hash_file
+from expops_smk.store.pending_reads import CHANGED_WHILE_RUNNING
 from expops_smk.store.read_records import absolute, current_digest, known_file_digests, read_run_reads
 
 UP_TO_DATE = "up to date"
@@ -83,7 +84,7 @@ class _Status:
             if self.done[producer].state not in (UP_TO_DATE,) and producer.label not in pending:
                 pending.append(producer.label)
         reasons += [f"upstream {label} will re-run" for label in pending]
-        reasons += [f"file changed: {path}" for path in self.changed_files(locations[0])]
+        reasons += self.changed_files(locations[0])
         current = None
         if not pending:
             manifests = [(item, self.manifest(item.location)) for item in self.graph.inputs(node)]
@@ -109,10 +110,14 @@ class _Status:
             return None
 
     def changed_files(self, location: Node) -> list[str]:
-        """The files the node's function read in its last run whose content differs now."""
+        """A reason per file the node's function read in its last run whose content differs now
+        (or may have changed while it ran: what it read then is not known)."""
         record_key = recorded_folder_key(self.project.root, location.results_dir)
-        recorded = (read_run_reads(self.project.root, record_key) if record_key else None) or {}
-        return [path for path, entry in sorted(recorded.items())
+        recorded = read_run_reads(self.project.root, record_key, self.known_files) if record_key else {}
+        if recorded is None:
+            return ["the files it read were recorded by another expops-smk version"]
+        return [f"file changed while the node ran: {path}" if entry[2] == CHANGED_WHILE_RUNNING else f"file changed: {path}"
+                for path, entry in sorted(recorded.items())
                 if current_digest(absolute(self.project.root, path), self.known_files.get(path))[2] != entry[2]]
 
     def manifest(self, location: Node) -> dict[str, Artifact] | None:

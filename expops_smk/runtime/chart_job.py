@@ -27,10 +27,13 @@ from expops_smk.graph.expansion import Graph
 from expops_smk.graph.plan import read_plan
 from expops_smk.graph.probes import probe_location, with_process_aliases
 from expops_smk.layout import CHART_RECORD, METRICS_FILE, PLAN_FILE, chart_dir
+from expops_smk.runtime.reads import recorder_for, recording
 from expops_smk.runtime.seeding import seed_rngs
 from expops_smk.runtime.user_api import ChartContext
 from expops_smk.store.files import confined_in_project
 from expops_smk.store.hashing import hash_bytes
+from expops_smk.store.read_markers import marker_token
+from expops_smk.store.read_records import chart_key, write_pending_reads
 
 
 class ChartError(ExpopsError):
@@ -148,13 +151,16 @@ class ChartRun:
         seed_rngs(self.project.random_seed, self.spec.script.read_text(encoding="utf-8"))
         previous = os.getcwd()
         os.chdir(self.output_dir)  # ExpOps chart code writes its PNGs into the current folder
+        recorder = recorder_for(self.root, [self.log])  # what it reads counts as for a node (runtime.reads)
         try:
-            with contextlib.redirect_stdout(self.log), contextlib.redirect_stderr(self.log):
+            with contextlib.redirect_stdout(self.log), contextlib.redirect_stderr(self.log), recording(recorder):
                 function(*arguments)
         except (Exception, SystemExit, KeyboardInterrupt) as exc:
             raise self.code_error("the chart function", exc) from exc
         finally:
             os.chdir(previous)
+        key = chart_key(self.name)  # recorded with the token that scheduled it, as a node does (read_markers)
+        write_pending_reads(self.root, key, marker_token(self.root, key), [], recorder.pending())
         pngs = sorted(path.relative_to(self.output_dir).as_posix() for path in self.output_dir.rglob("*.png"))
         (self.output_dir / CHART_RECORD).write_text(json.dumps({
             "chart": self.name, "probes": ctx.probe_paths, "run_id": run_id, "pngs": pngs,

@@ -36,12 +36,13 @@ from expops_smk.runtime.datums import GrowingSplit
 from expops_smk.runtime.launch import SERVER_PID_VARIABLE, report
 from expops_smk.runtime.forcing import cache_bypass_reason
 from expops_smk.runtime.run_key import hash_payload, location_key, recorded_folder_key, run_payload
-from expops_smk.runtime.reads import previous_reads, recorder_for, recording, stale_reads
+from expops_smk.runtime.reads import recorder_for, recording
 from expops_smk.runtime.seeding import derive_task_seed, seed_rngs
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.artifacts import Artifact
+from expops_smk.store.pending_reads import Pending
 from expops_smk.store.read_markers import marker_token
-from expops_smk.store.read_records import digest_reads, job_key, read_run_reads, write_job_record, write_run_reads
+from expops_smk.store.read_records import changed_reads, job_key, read_run_reads, write_job_record, write_pending_reads
 
 
 class UserCodeError(Exception):
@@ -68,7 +69,7 @@ class NodeRun:
     def __init__(self, root: Path, process: str, partition: str, seed: str, log: TextIO) -> None:
         self.root = root
         self.log = log
-        self.read_files: list[tuple[str, os.stat_result]] = []  # what the function read, set when executing
+        self.pending: Pending | None = None  # what the function read, set when it was called
         # The --config parameter overrides of this Snakemake invocation (see codegen.overriding).
         self.project: ProjectConfig = apply_overrides(read_plan(root / PLAN_FILE, root).project,
                                                       Overrides.from_json(os.environ.get(OVERRIDES_VARIABLE)))
@@ -161,7 +162,8 @@ class NodeRun:
             self.say(f"run cache bypassed ({bypass}): executing user code")
         if self.growing is not None:  # it looks at the new data: see runtime/datums.py
             bypass = bypass or "a growing-data split reads its data each time it is scheduled"
-        stale = None if bypass else stale_reads(self.root, location_key(run_key, locations[0]))
+        recorded = None if bypass else read_run_reads(self.root, location_key(run_key, locations[0]))
+        stale = None if recorded is None else changed_reads(self.root, recorded)
         if stale:
             self.say(f"files read by the recorded run changed ({', '.join(stale)}): executing user code")
         if not bypass and stale == [] and all(self.store.restore_run(location_key(run_key, loc), self.location_dir(loc),
@@ -170,21 +172,21 @@ class NodeRun:
             outcome = "restored"
             # The report shows what the results cost to compute, not what restoring them cost.
             computed = self.store.recorded_seconds(location_key(run_key, locations[0]))
-            reads = read_run_reads(self.root, location_key(run_key, locations[0])) or {}
+            write_job_record(self.root, job, reads_token, recorded or {})
             self.say(f"inputs, code and parameters match a recorded run ({run_key}): outputs restored, user code not run")
         else:
             outputs = self.execute(manifests)
-            reads = digest_reads(self.root, self.read_files, previous_reads(self.root, job))
             computed = time.perf_counter() - started
             locations = self.growing.locations() if self.growing is not None else locations
+            write_pending_reads(self.root, job, reads_token,  # before the run records: checked when restoring
+                                [location_key(run_key, loc) for loc in locations[:len(outputs)]],
+                                self.pending or Pending(str(self.root), [], [], 0, 0, [], [], [], {}))
             for location, values in zip(locations, outputs):
-                write_run_reads(self.root, location_key(run_key, location), reads)  # before the run record
                 self.write_outputs(location, values, run_key, computed)
             if self.growing is not None:
                 self.growing.record(self.store)
             outcome = "executed"
         elapsed = time.perf_counter() - started
-        write_job_record(self.root, job, reads_token, reads)
         for location in locations:
             self.store.put_json(self.location_dir(location) / RUN_FILE, {
                 "node": self.node.id, "label": self.node.label, "run_key": run_key, "outcome": outcome,
@@ -328,7 +330,7 @@ class NodeRun:
                 result = function(**kwargs)
             except (Exception, SystemExit, KeyboardInterrupt) as exc:
                 raise self.user_error("the process function", exc) from exc
-        self.read_files = recorder.files()
+        self.pending = recorder.pending()
         if spec.data_split is not None and isinstance(result, (list, tuple)):
             result = {spec.data_split.data_name: result}
         if not isinstance(result, dict):

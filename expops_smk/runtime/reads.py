@@ -2,84 +2,106 @@
 
 Every ``open()``, ``io.open``, ``pathlib`` read, ``os.open`` (and what goes through them: ``np.load``,
 ``pandas.read_csv``, ``pickle.load`` of an opened file) raises the audit event ``open`` with
-``(path, mode, flags)``. The hook records read-only opens of paths while a ``Recorder`` is active.
-Audit hooks cannot be removed, so one hook is installed per process when this module is imported
-(in the warm server, whose forked jobs inherit it) and does nothing while no call is being recorded:
-reading inputs and writing artifacts by the runtime itself is never recorded.
+``(path, mode, flags)``. While a ``Recorder`` is active the hook appends the path of a plain read
+to a list and does nothing else: a node may open thousands of files, and each microsecond per
+``open`` shows in its run time. Audit hooks cannot be removed, so one hook is installed per process
+when this module is imported (in the warm server, whose forked jobs inherit it) and does nothing
+while no call is being recorded: reading inputs and writing artifacts by the runtime itself is
+never recorded.
+
+After the call, ``Recorder.pending`` keeps the distinct paths, the paths opened for writing, the
+call's start and end and one ``stat`` per folder read from: no system call per file. Sorting the
+paths out and checking the files (stat, digest, the ctime rule) is the seal's work
+(``store.pending_reads``), done after the job.
 
 What is left out, because something else already tracks it or it is not the project's data: the
 node's own inputs and the store (``results/``, ``.expops/``), the job log, the interpreter, its
 standard library and site-packages (library versions are in the run key), ``/proc``, ``/sys``,
-``/dev``, bytecode caches, files the call itself opened for writing, and whatever is not a regular
-file once the call returns (directories, pipes, deleted temporary files).
+``/dev``, bytecode caches, files the call itself opened for writing, whatever is not a regular
+file, and files already gone when the call returned (``_REMOVALS``: those it removed itself).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import site
-import stat
 import sys
 import sysconfig
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
 from expops_smk.layout import RESULTS_DIR, STORE_DIR
-from expops_smk.store.read_records import Reads, changed_reads, job_record_path, read_job_record, read_run_reads
+from expops_smk.store.pending_reads import Pending
+from expops_smk.store.read_records import changed_reads, read_run_reads
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_READ_MODES = frozenset(("r", "rb", "rt", "br", "tr"))
 _SYSTEM_DIRS = ("/proc", "/sys", "/dev")
+_REMOVALS = frozenset(("os.remove", "os.rename", "os.rmdir", "shutil.rmtree"))
+"""Audit events whose first argument is a path the call removed (or moved away): a file it read
+and then removed (a temporary file) is not a read, as it was not when checked right after the call."""
 
 
 @dataclass
 class Recorder:
-    """Absolute paths opened while active; relative paths are resolved against the cwd of the open."""
+    """The ``open`` events of the call: ``reads`` holds the absolute str paths opened with a read
+    mode (nearly all of them, appended by the hook as they come), ``others`` the rest as
+    ``(absolute path, mode, flags)``. Sorting them out is left to the seal."""
 
+    root: str
     excluded_dirs: tuple[str, ...]  # each ending in "/": one str.startswith checks them all
     excluded_files: frozenset[str]
-    read: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
-    written: set[str] = field(default_factory=set)
+    reads: list[str] = field(default_factory=list)
+    others: list[tuple[str, str | None, int]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    started_ns: int = 0
+    ended_ns: int = 0
 
-    def opened(self, path: Any, mode: str | None, flags: int) -> None:
-        """The hook's work per open: as little as possible, since a node may open thousands of files."""
-        if path.__class__ is not str:
-            if isinstance(path, int):  # an already open descriptor: its open was seen (or was not a path)
-                return
+    def opened_other(self, path: Any, mode: str | None, flags: int) -> None:
+        """An open that is not a plain read of an absolute str path: bytes, a relative path (cwd
+        taken now: the function may chdir later), ``os.open``, a write mode, or a descriptor (its
+        own open was seen, or was not a path)."""
+        if isinstance(path, int):
+            return
+        path = os.fsdecode(path)
+        self.others.append((path if path.startswith("/") else f"{os.getcwd()}/{path}", mode, flags))
+
+    def removed_path(self, path: Any) -> None:
+        if isinstance(path, (str, bytes, os.PathLike)):
             path = os.fsdecode(path)
-        if not path.startswith("/"):
-            path = f"{os.getcwd()}/{path}"  # the cwd of this open: the function may chdir later
-        if (flags & _WRITE_FLAGS) if mode is None else ("w" in mode or "a" in mode or "x" in mode or "+" in mode):
-            self.written.add(path)
-        else:
-            self.read.setdefault(path)
+            self.removed.append(path if path.startswith("/") else f"{os.getcwd()}/{path}")
 
-    def files(self) -> list[tuple[str, os.stat_result]]:
-        """The recorded reads that count, with their ``stat``: see the module docstring for what is left out."""
-        written = {_normal(path) for path in self.written}
-        real_dirs: dict[str, str] = {}
-        result = []
-        for path in dict.fromkeys(_normal(raw) for raw in self.read):
-            if path in written or path.endswith(".pyc") or self.excluded(path):
-                continue
-            try:
-                st = os.lstat(path)
-                if stat.S_ISLNK(st.st_mode):
-                    real, st = os.path.realpath(path), os.stat(path)
-                else:
-                    folder, _, name = path.rpartition("/")
-                    if folder not in real_dirs:
-                        real_dirs[folder] = os.path.realpath(folder or "/")
-                    real = f"{real_dirs[folder].rstrip('/')}/{name}"
-            except OSError:  # gone already (a temporary file): nothing to depend on
-                continue
-            if stat.S_ISREG(st.st_mode) and (real == path or not self.excluded(real)):
-                result.append((path, st))
-        return result
+    def pending(self) -> Pending:
+        """What the node records: the distinct paths read and written, the call's start and end
+        (wall clock, the clock of file ctimes), and the identity of each folder read from."""
+        read = dict.fromkeys(self.reads)
+        written = []
+        for path, mode, flags in self.others:
+            if flags & _WRITE_FLAGS if mode is None else ("w" in mode or "a" in mode or "x" in mode or "+" in mode):
+                written.append(path)
+            else:
+                read[path] = None
+        folders = {path[:path.rindex("/")] for path in read}
+        return Pending(self.root, list(read), list(dict.fromkeys(written)), self.started_ns, self.ended_ns,
+                       list(dict.fromkeys(self.removed)), list(self.excluded_dirs), sorted(self.excluded_files),
+                       _identities(folders))
 
-    def excluded(self, path: str) -> bool:
-        return path in self.excluded_files or path.startswith(self.excluded_dirs)
+
+def _identities(folders: Iterable[str]) -> dict[str, list[int]]:
+    """[st_dev, st_ino, st_mtime_ns] of each folder holding a read file, right after the call: one
+    ``stat`` per folder, not per file (see ``store.pending_reads`` for what the seal makes of them)."""
+    identities = {}
+    for folder in folders:
+        try:
+            st = os.stat(folder or "/")
+        except OSError:
+            continue  # gone already: so are the files in it
+        identities[folder] = [st.st_dev, st.st_ino, st.st_mtime_ns]
+    return identities
 
 
 def recorder_for(root: Path, own_inputs: Iterable[Path | str | IO[str] | None] = ()) -> Recorder:
@@ -89,16 +111,19 @@ def recorder_for(root: Path, own_inputs: Iterable[Path | str | IO[str] | None] =
     """
     root = Path(os.path.abspath(root))
     paths = [item if isinstance(item, (str, Path)) else getattr(item, "name", None) for item in own_inputs]
-    dirs = [root / STORE_DIR, root / RESULTS_DIR, *map(Path, _SYSTEM_DIRS)]
-    dirs += [Path(p) for p in _interpreter_dirs() if not _below(str(root), os.path.abspath(p))]
+    own = [root / STORE_DIR, root / RESULTS_DIR]
+    dirs = {os.path.abspath(d) for d in own} | {os.path.realpath(d) for d in own}
+    dirs |= {folder for folder in _interpreter_dirs() if not _below(str(root), folder)}
     files = {os.path.abspath(root / path) for path in paths if isinstance(path, (str, Path)) and path}
-    both = {os.path.abspath(d) for d in dirs} | {os.path.realpath(d) for d in dirs}
-    return Recorder(tuple(sorted(os.path.join(folder, "") for folder in both)),
+    return Recorder(str(root), tuple(sorted(os.path.join(folder, "") for folder in dirs)),
                     frozenset(files | {os.path.realpath(f) for f in files}))
 
 
-def _interpreter_dirs() -> list[str]:
-    """Prefixes, standard library and site-packages of the running interpreter (and its venv's base).
+@functools.lru_cache(maxsize=1)
+def _interpreter_dirs() -> frozenset[str]:
+    """Prefixes, standard library and site-packages of the running interpreter (and its venv's
+    base), as given and resolved, and the system folders; computed once per process (by the warm
+    server before it forks), since resolving them costs a job more than recording 1,000 opens.
 
     A prefix that contains the project (a project inside a conda environment's folder) is skipped
     by the caller; its standard library and site-packages folders still count.
@@ -108,54 +133,82 @@ def _interpreter_dirs() -> list[str]:
     paths += site.getsitepackages() if hasattr(site, "getsitepackages") else []
     if site.ENABLE_USER_SITE:
         paths.append(site.getusersitepackages())
-    return [p for p in dict.fromkeys(paths) if p]
-
-
-def _normal(path: str) -> str:
-    """``os.path.normpath`` of an absolute path, skipped for the usual path that needs none."""
-    return os.path.normpath(path) if "//" in path or "/." in path or path.endswith("/") else path
+    paths = [path for path in dict.fromkeys([*paths, *_SYSTEM_DIRS]) if path]
+    return frozenset(os.path.abspath(path) for path in paths) | frozenset(os.path.realpath(path) for path in paths)
 
 
 def _below(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
-def previous_reads(root: Path, job: str) -> Reads:
-    """What the job's last run read (its record), the stat cache of its next execution."""
-    record = read_job_record(job_record_path(root, job))
-    return {} if record is None else record[1]
-
-
 def stale_reads(root: Path, record_key: str) -> list[str] | None:
     """Files read by the run recorded under ``record_key`` that changed since; None if unknown.
 
-    Unknown (no reads record beside the run record) means the run cannot be trusted to restore.
+    Unknown (no reads record beside the run record, or one of an older format) means the run
+    cannot be trusted to restore.
     """
     reads = read_run_reads(root, record_key)
     return None if reads is None else changed_reads(root, reads)
 
 
 _active: Recorder | None = None
+_reads_append: Any = None  # _active.reads.append, looked up once per call instead of once per open
+_cwd: str | None = None
+"""The working directory relative paths are read from, asked once (``os.getcwd`` is a system call)
+and forgotten at each ``os.chdir``/``os.fchdir`` audit event. (A ``chdir`` made in C, outside
+Python's ``os``, is not seen: relative paths read after it would be resolved against the old one.)"""
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
-    """Called for every audit event of the process: as little as possible when nothing records."""
-    if event == "open" and _active is not None:
+    """Called for every audit event of the process: as little as possible, recording or not.
+    (A ``try`` costs nothing until something raises; a hook that raised would fail the open.)"""
+    global _cwd
+    if event == "open":
+        if _reads_append is not None:
+            try:
+                path, mode, flags = args
+                if path.__class__ is str and mode in _READ_MODES:
+                    if path[:1] == "/":
+                        _reads_append(path)
+                    else:
+                        _reads_append(f"{_cwd or _current_dir()}/{path}")
+                else:
+                    _active.opened_other(path, mode, flags)  # type: ignore[union-attr]
+            except Exception:  # noqa: BLE001
+                pass
+    elif event == "os.chdir":
+        _cwd = None
+    elif _active is not None and event in _REMOVALS:
         try:
-            _active.opened(*args)
-        except Exception:  # noqa: BLE001 - an audit hook that raises would fail the user's open()
+            _active.removed_path(args[0])
+        except Exception:  # noqa: BLE001
             pass
+
+
+def _current_dir() -> str:
+    global _cwd
+    _cwd = os.getcwd()
+    return _cwd
 
 
 @contextlib.contextmanager
 def recording(recorder: Recorder) -> Iterator[Recorder]:
-    """Record the files opened inside the ``with`` block (the user's call) into ``recorder``."""
-    global _active
-    previous, _active = _active, recorder
+    """Record the files opened inside the ``with`` block (the user's call) into ``recorder``.
+
+    The start time is taken before the first open can happen and the end time after the last:
+    a file whose ctime is not before the start may have changed while the call read it.
+    """
+    global _active, _reads_append, _cwd
+    previous, _cwd = _active, None
+    recorder.started_ns = time.time_ns()
+    _active, _reads_append = recorder, recorder.reads.append
     try:
         yield recorder
     finally:
         _active = previous
+        _reads_append = None if previous is None else previous.reads.append
+        recorder.ended_ns = time.time_ns()
 
 
+_interpreter_dirs()
 sys.addaudithook(_hook)

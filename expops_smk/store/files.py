@@ -135,6 +135,22 @@ def atomic_write(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def write_unlinking_first(path: Path, data: bytes) -> None:
+    """``atomic_write`` for files a job rewrites every time, with the old file unlinked just before
+    the rename: ext4 (``auto_da_alloc``) starts writing a file's data to disk when it is renamed over
+    an existing file, 0.15 ms per record here and milliseconds under I/O load; renamed onto a free
+    name, it is written back later as usual. A reader may find no file for that moment (and takes it
+    as unknown), never a half-written one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / tmp_name()
+    try:
+        tmp.write_bytes(data)
+        path.unlink(missing_ok=True)
+        os.rename(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def remove_recorded(node_dir: Path, names: set[str], keep: frozenset[str] | set[str] = frozenset()) -> None:
     """Delete the files named in ``names`` (ones the store recorded writing) except ``keep``.
 

@@ -1,8 +1,10 @@
-"""Files that user code read at run time: their digests, the records that keep them, the job token.
+"""Files that user code read at run time: the records that keep them, their digests, the job token.
 
 A node's outputs depend on the files its function opened as much as on its inputs, so a run records
-every such file as ``path -> [size, mtime_ns, digest]`` (path relative to the project when inside it,
-absolute otherwise). A restore checks them, ``status`` names the ones that changed, and ``prepare``
+every such file. The node itself writes the record *pending* (paths and the call's times only, see
+``store.pending_reads``); whoever reads it first seals it into ``path -> [size, mtime_ns, digest]``
+(path relative to the project when inside it, absolute otherwise), and ``prepare`` writes the
+sealed form back. A restore checks them, ``status`` names the ones that changed, and ``prepare``
 turns them into the per-job *reads token* that the rules carry as a parameter, so Snakemake
 schedules exactly the jobs whose files changed.
 
@@ -10,28 +12,32 @@ The token is the one value Snakemake compares: a job records the token it was st
 the files it read are unchanged the token stays that value, and once one changes it becomes a hash
 of that value and the new digests, which equals no token seen before. Recording the reads therefore
 never changes a token by itself (the second run is a no-op), and a file rewritten with the same bytes
-changes nothing. (A file changed back to what an *earlier* run read re-executes the node: the run
-record of its key holds the last run's reads.)
+changes nothing once the record is sealed. (A file changed back to what an *earlier* run read
+re-executes the node: the run record of its key holds the last run's reads.)
 
 Checking is stat-first: a file is hashed only when its size or mtime differs from what was recorded.
+Records of another format (older expops-smk) are not trusted: the job re-runs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterator, Mapping
 
 from expops_smk.layout import READS_DIR, READS_INDEX
-from expops_smk.store.files import write_if_changed
-from expops_smk.store.hashing import CHUNK_BYTES, hash_bytes, hash_file
+from expops_smk.store.files import atomic_write, write_if_changed, write_unlinking_first
+from expops_smk.store.hashing import hash_bytes
+from expops_smk.store.pending_reads import Pending, Reads, hash_path, is_changed_mark, seal
 
-Reads = dict[str, list]
-"""path -> [size, mtime_ns, digest]; ``path`` relative to the project when inside it (a copied
-project keeps its records), else absolute. Paths are handled as strings, not ``pathlib`` objects: a
-node may read thousands of files."""
+RECORD_FORMAT = 2
+"""Format 1 (expops-smk before pending records) kept digests taken in the job; its records are
+read as unknown, so their jobs run once more and write format 2."""
 
 INITIAL_TOKEN = "files-read:none"
 """The token of a job that never recorded reads (every job, before its first run). Tokens are what
@@ -59,42 +65,17 @@ def current_digest(path: Path | str, known: list | None) -> list:
     state = file_state(path)
     if state is None:
         return [None, None, MISSING]
-    if known is not None and tuple(known[:2]) == state:
-        return [*state, known[2]]
+    if known is not None and tuple(known[:2]) == state and not is_changed_mark(known[2]):
+        return [*state, known[2]]  # a mark is no digest: what the node read is unknown, never "unchanged"
     try:
-        return [*state, _hash(path, state[0])]
+        return [*state, hash_path(path, state[0])]
     except OSError:
         return [None, None, MISSING]
 
 
-def digest_reads(root: Path, files: Iterable[tuple[str, os.stat_result]], known: Mapping[str, list] | None = None) -> Reads:
-    """The reads of one execution from (absolute path, stat) pairs of regular files.
-
-    ``known`` (the node's previous reads) is a stat cache: a file whose size and mtime are as
-    recorded there keeps its digest, so re-executing a node hashes only the files that changed.
-    """
-    reads: Reads = {}
-    known = known or {}
-    prefix = os.path.join(str(root), "")
-    for path, st in sorted(files):
-        shown = path[len(prefix):] if path.startswith(prefix) else path
-        entry = known.get(shown)
-        if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
-            reads[shown] = list(entry)
-            continue
-        try:
-            reads[shown] = [st.st_size, st.st_mtime_ns, _hash(path, st.st_size)]
-        except OSError:
-            continue  # removed since it was read: nothing to depend on
-    return reads
-
-
-def _hash(path: Path | str, size: int) -> str:
-    """``hash_file``, except that a small file is read in one call (most reads are small files)."""
-    if size >= CHUNK_BYTES:
-        return hash_file(Path(path))
-    with open(path, "rb", buffering=0) as handle:
-        return hash_bytes(handle.read())
+def real_digests(reads: Mapping[str, list]) -> Reads:
+    """The entries of ``reads`` that hold a digest (not a changed mark): what a stat cache may keep."""
+    return {path: entry for path, entry in reads.items() if not is_changed_mark(entry[2])}
 
 
 def changed_reads(root: Path, reads: Mapping[str, list]) -> list[str]:
@@ -124,6 +105,11 @@ def job_key(process: str, partition: str, seed: str) -> str:
     return "/".join([process] + ([partition] if partition else []) + ([f"s{seed}"] if seed else []))
 
 
+def chart_key(chart: str) -> str:
+    """``chart.<name>``: a chart job's name among the read records; no process name has a dot."""
+    return f"chart.{chart}"
+
+
 def job_record_path(root: Path, key: str) -> Path:
     return Path(root) / READS_DIR / "jobs" / f"{key}.json"
 
@@ -132,39 +118,131 @@ def run_record_path(root: Path, record_key: str) -> Path:
     return Path(root) / READS_DIR / "runs" / f"{record_key}.json"
 
 
+def write_pending_reads(root: Path, key: str, token: str, record_keys: list[str], pending: Pending) -> None:
+    """What a node writes after its call: the pending reads beside each run record it is about to
+    write (``record_keys``), then the job record naming them. One JSON encoding serves all."""
+    text = json.dumps(pending.to_json(), sort_keys=True)
+    with _records_lock(root, fcntl.LOCK_SH):
+        for record_key in record_keys:
+            write_unlinking_first(run_record_path(root, record_key),
+                                  f'{{"format": {RECORD_FORMAT}, "pending": {text}}}\n'.encode())
+        path = job_record_path(root, key)
+        if not pending.paths and token == INITIAL_TOKEN:
+            path.unlink(missing_ok=True)
+            return
+        write_unlinking_first(path, (f'{{"format": {RECORD_FORMAT}, "pending": {text}, "runs": {json.dumps(record_keys)}, '
+                            f'"token": {json.dumps(token)}}}\n').encode())
+
+
 def write_job_record(root: Path, key: str, token: str, reads: Reads) -> None:
-    """What ``prepare`` checks: the token the job ran with and what it read (none: no record kept)."""
+    """A sealed job record: the token the job ran with and what it read (none: no record kept)."""
     path = job_record_path(root, key)
     if not reads and token == INITIAL_TOKEN:
         path.unlink(missing_ok=True)
         return
-    write_if_changed(path, _record_bytes({"token": token, "reads": reads}))  # unchanged: prepare's stat cache keeps its entry
-
-
-def read_job_record(path: Path) -> tuple[str, Reads] | None:
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        token, reads = record["token"], record["reads"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return (token, reads) if isinstance(token, str) and isinstance(reads, dict) else None
+    write_if_changed(path, _record_bytes({"format": RECORD_FORMAT, "token": token, "reads": reads}))
 
 
 def write_run_reads(root: Path, record_key: str, reads: Reads) -> None:
-    write_if_changed(run_record_path(root, record_key), _record_bytes(reads))
+    write_if_changed(run_record_path(root, record_key), _record_bytes({"format": RECORD_FORMAT, "reads": reads}))
 
 
 def _record_bytes(payload: object) -> bytes:
-    """Records of a thousand files are rewritten by every execution, most often with the same bytes:
-    ``write_if_changed`` then leaves them alone."""
+    """Records of a thousand files are often written again with the same bytes: ``write_if_changed``
+    then leaves them alone (and their mtime, which stat caches look at)."""
     return (json.dumps(payload, sort_keys=True) + "\n").encode()
 
 
-def read_run_reads(root: Path, record_key: str) -> Reads | None:
-    """The reads recorded with a run record; None when there is no (readable) such record."""
+def read_job_record(root: Path, key: str, known: Mapping[str, list] | None = None,
+                    write_back: WriteBack | None = None) -> tuple[str, Reads] | None:
+    """(token, sealed reads) of a job record; None when missing, unreadable or of another format.
+
+    A pending record is sealed now (``known`` spares hashing); ``write_back`` is given the sealed
+    form of the record and of the run records it names that still hold the same pending reads.
+    """
+    path = job_record_path(root, key)
+    loaded = _load(path, any_format=True)
+    if loaded is None or not isinstance(loaded[0].get("token"), str):
+        return None
+    record, raw = loaded
+    if record.get("format") != RECORD_FORMAT:  # not trusted: a token the job never ran with re-runs it
+        return next_token(record["token"], {"record format": str(record.get("format", 1))}), {}
+    reads = _sealed(root, record, known)
+    if reads is None:
+        return None
+    if write_back is not None and "pending" in record:
+        pending_bytes = json.dumps(record["pending"], sort_keys=True)
+        for record_key in record.get("runs", []) if isinstance(record.get("runs"), list) else []:
+            run_path = run_record_path(root, str(record_key))
+            run = _load(run_path)
+            if run is not None and json.dumps(run[0].get("pending"), sort_keys=True) == pending_bytes:
+                write_back.add(run_path, run[1], _record_bytes({"format": RECORD_FORMAT, "reads": reads}))
+        write_back.add(path, raw, _record_bytes({"format": RECORD_FORMAT, "token": record["token"], "reads": reads}))
+    return record["token"], reads
+
+
+def read_run_reads(root: Path, record_key: str, known: Mapping[str, list] | None = None) -> Reads | None:
+    """The reads recorded with a run record (sealed now if pending); None when there is no
+    readable such record, or one of format 1 that lists files."""
+    loaded = _load(run_record_path(root, record_key), any_format=True)
+    if loaded is None or loaded[0].get("format") != RECORD_FORMAT:  # format 1 was the bare reads
+        return {} if loaded is not None and loaded[0] == {} else None  # nothing read: nothing to distrust
+    return _sealed(root, loaded[0], known)
+
+
+def _load(path: Path, any_format: bool = False) -> tuple[dict[str, Any], bytes] | None:
     try:
-        reads = json.loads(run_record_path(root, record_key).read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        record = json.loads(raw)
     except (OSError, ValueError):
         return None
+    if not isinstance(record, dict) or (record.get("format") != RECORD_FORMAT and not any_format):
+        return None
+    return record, raw
+
+
+def _sealed(root: Path, record: dict[str, Any], known: Mapping[str, list] | None) -> Reads | None:
+    if "pending" in record:
+        pending = Pending.from_json(record["pending"])
+        return None if pending is None else seal(root, pending, known)
+    reads = record.get("reads")
     return reads if isinstance(reads, dict) else None
 
+
+@dataclass
+class WriteBack:
+    """Sealed records to store in place of the pending ones they were sealed from, all at once:
+    one exclusive lock per batch rather than per record (a run of 10,000 jobs seals 20,000)."""
+
+    root: Path
+    items: list[tuple[Path, bytes, bytes]] = field(default_factory=list)  # (path, as read, sealed)
+
+    def add(self, path: Path, expected: bytes, data: bytes) -> None:
+        self.items.append((path, expected, data))
+
+    def apply(self, batch: int = 500) -> list[Path]:
+        """Replace each record unless a node rewrote it since it was read: nodes write under the
+        shared lock, so the check and the rename cannot interleave with them. Batches keep the nodes
+        of a running workflow from waiting long. Returns the paths replaced."""
+        written = []
+        for start in range(0, len(self.items), batch):
+            with contextlib.suppress(OSError), _records_lock(self.root, fcntl.LOCK_EX):
+                for path, expected, data in self.items[start:start + batch]:
+                    with contextlib.suppress(OSError):
+                        if path.read_bytes() == expected:
+                            atomic_write(path, data)
+                            written.append(path)
+        self.items.clear()
+        return written
+
+
+@contextlib.contextmanager
+def _records_lock(root: Path, kind: int) -> Iterator[None]:
+    folder = Path(root) / READS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, kind)
+        yield
+    finally:
+        os.close(descriptor)
