@@ -39,6 +39,9 @@ def table_digest(table: pyarrow.Table) -> str:
       hashed as its own column. This matters: ``Table.from_pandas`` leaves NaN bits (and -1
       category codes) under the null slots while a table read from Parquet has zeros there.
 
+    * a slice's columns are copied compact first (``_compact``): a slice shares its parent's
+      buffers, bytes outside it included.
+
     Caveat: slots under nulls inside nested values (struct children, list items) and
     variable-length columns are hashed as they are; pandas and Parquet both leave those empty, so
     tables from either source still agree, but a hand-built array with data under a null struct
@@ -127,6 +130,7 @@ class _ColumnPlan:
 
         if self.cast:
             array = array.cast(self.field.type)
+        array = _compact(array, fixed_width=self.zero is not None and not pa.types.is_dictionary(array.type))
         if self.zero is None:
             return [array]
         mask = pc.is_null(array)
@@ -139,6 +143,24 @@ class _ColumnPlan:
         else:
             filled = pc.fill_null(array, self.zero)
         return [filled, mask]
+
+
+def _compact(array: pyarrow.Array, fixed_width: bool) -> pyarrow.Array:
+    """``array`` with buffers holding its own rows only, as a Parquet round trip gives it back.
+
+    A slice (a partition of the split's table, a pandas slice turned into Arrow) keeps its
+    parent's whole buffers. The IPC stream cuts a fixed-width slice that starts past row 0 to its
+    rows, but writes one starting at row 0 with its buffers as they are, and variable-length and
+    nested values (strings, lists) and a dictionary as they are wherever the slice starts: the
+    bytes of rows outside the slice would be hashed too. Those arrays are copied (``concat_arrays`` of one
+    array); an array whose buffers are exactly its size is used as it is.
+    """
+    import pyarrow as pa
+
+    exact = array.get_total_buffer_size() <= array.nbytes
+    if exact and array.offset == 0 or fixed_width and array.offset != 0:
+        return array
+    return pa.concat_arrays([array])
 
 
 def _canonical_type(data_type: pyarrow.DataType) -> pyarrow.DataType:
