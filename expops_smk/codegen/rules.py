@@ -12,7 +12,7 @@ import json
 import re
 from string import Template
 
-from expops_smk.codegen.checkpoints import checkpoint_inputs, is_checkpoint, marker_pattern
+from expops_smk.codegen.checkpoints import checkpoint_inputs, is_checkpoint, is_growing, marker_pattern
 from expops_smk.codegen.directives import job_module, rule_directives
 from expops_smk.codegen.environments import rule_conda_file, rule_python
 from expops_smk.codegen.files import template
@@ -57,7 +57,7 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
     wildcards = wildcards_of(node_stack)
     output = f"{INDENT}{output_pattern(layout)},"
     after = ""
-    if is_checkpoint(layout):
+    if is_checkpoint(layout) and not is_growing(layout):
         output += f'\n{INDENT}ran="{marker_pattern(spec.name, wildcards)}",  # see the Snakefile'
         after = " && touch {output.ran:q}"
     return rule_template.substitute(

@@ -1,0 +1,43 @@
+"""What the rule of a chart probing inside growing-data splits calls while Snakemake builds the DAG.
+
+Such a chart's nodes exist only once the splits ran, so its rule cannot list them when it is
+generated. It reads the splits' partition lists (``results/<split>/_partitions.json``) and asks
+``probed_manifests`` for the manifests of the nodes its selectors match in the partitions on
+disk. Before that, ``checkpoints.<split>.get()`` for each split: while a split has yet to run
+in this invocation it raises, Snakemake makes the chart wait for the split and asks again once
+the split ran; so the list on disk is read only when it is the one this run uses (the growing
+splits keep their outputs for that, see ``codegen/checkpoints.py``). New partitions then appear
+in the chart's inputs and removed ones leave them (a changed input list re-draws the chart), and
+a run that changes none of its nodes leaves it alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from expops_smk.codegen.checkpoints import chart_checkpoint_inputs
+from expops_smk.config.names import rule_name
+from expops_smk.graph.expansion import Graph
+from expops_smk.graph.plan import read_plan
+from expops_smk.graph.probes import current_locations
+from expops_smk.layout import MANIFEST, PLAN_FILE
+
+__all__ = ["probed_manifests"]
+
+
+def probed_manifests(chart: str, checkpoints: Any) -> list[Any]:
+    """The manifests of the nodes ``chart`` probes in the partitions that exist, plus (``ancient``)
+    the manifests of the fixed-size splits above them; ``checkpoints`` is the Snakefile's."""
+    from snakemake.io import ancient
+
+    root = Path.cwd()  # Snakemake runs in the project folder
+    plan = read_plan(root / PLAN_FILE, root)
+    resolved = plan.charts[chart]
+    for split in resolved.growing:
+        getattr(checkpoints, rule_name(split)).get()
+    graph = Graph(plan.project)
+    locations = current_locations(graph, resolved)
+    manifests: list[Any] = [f"{location.results_dir}/{MANIFEST}" for location in locations]
+    manifests += [ancient(path) for path in chart_checkpoint_inputs(plan.project, graph, locations)]
+    return manifests

@@ -1,0 +1,115 @@
+"""Charts probing inside growing-data splits, without Snakemake: validation, generated rules, and the
+chart job's resolution over the partitions on disk (end to end: tests/test_e2e_growing_charts.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from expops_smk.codegen.prepare import generate_project
+from expops_smk.config.project import load_project
+from expops_smk.errors import ConfigError
+from expops_smk.graph.expansion import Graph
+from expops_smk.graph.partitions import Partition, partitions_file, partitions_json
+from expops_smk.graph.probes import current_locations, current_probes, resolve_charts
+from expops_smk.graph.nodes import Node
+from projects import functions, write_project
+
+REPO = Path(__file__).resolve().parents[1]
+
+CHART_CONFIG = """\
+scripts: {main: src/model.py, reporting: src/charts.py}
+experiment:
+  pipeline:
+    process_adjlist: |
+      split train
+      train agg
+    processes:
+      - {name: split, data_parallelism: {rows_per_partition: 2}}
+      - name: train
+      - {name: agg, data_aggregation: true}
+      - name: plot
+        code: reporting.plot
+        probe_paths: {probed: "%s"}
+"""
+
+
+def project_with(tmp_path: Path, selector: str) -> Path:
+    return write_project(tmp_path / "p", CHART_CONFIG % selector, functions(["split", "train", "agg"]),
+                         script_path="src/model.py", files={"src/charts.py": "def plot(metrics):\n    return None\n"})
+
+
+def split_ran(root: Path, numbers: list[int]) -> None:
+    """Write the partition list a run of the split would leave."""
+    listing = root / partitions_file("split")
+    listing.parent.mkdir(parents=True, exist_ok=True)
+    listing.write_text(json.dumps(partitions_json("split", "rows_per_partition",
+                                                  [Partition(n, f"rows {n}", str(n), "d") for n in numbers])))
+
+
+@pytest.mark.parametrize("selector, growing", [
+    ("//*[@name='train']", True),
+    ("//*[@partition='p3']/*[@name='train']", True),  # no p3 in the stand-in: left to the run, not an error
+    ("//*[@name='agg']", False),
+])
+def test_a_chart_inside_a_growing_split_lists_its_nodes_once_the_split_ran(
+        tmp_path: Path, selector: str, growing: bool) -> None:
+    root = project_with(tmp_path, selector)
+    generate_project(root)
+    rules = (root / "workflow/rules/charts.smk").read_text()
+    plan = json.loads((root / "workflow/expops_plan.json").read_text())
+    if growing:
+        assert plan["charts"][0]["growing"] == ["split"]
+        assert ('        ancient("results/split/_partitions.json"),\n'
+                '        lambda wildcards: probed_manifests("plot", checkpoints),\n    output:') in rules
+        assert "from expops_smk.codegen.chart_inputs import probed_manifests" in rules
+    else:
+        assert plan["charts"][0]["growing"] == []
+        assert 'input:\n        "results/agg/_outputs.json",\n    output:' in rules
+        assert "probed_manifests" not in rules
+
+
+def test_a_growing_split_keeps_its_outputs_for_checkpoint_get(tmp_path: Path) -> None:
+    """No marker output (deleted before every run) on a growing split: ``get()`` needs all of them."""
+    generate_project(project_with(tmp_path, "//*[@name='train']"))
+    rules = (tmp_path / "p/workflow/rules/processes.smk").read_text()
+    split_rule = rules[rules.index("checkpoint split:"):rules.index("rule train:")]
+    assert 'output:\n        "results/split/_partitions.json",\n    log:' in split_rule
+    assert "touch" not in split_rule
+
+
+def test_a_chart_selector_matching_nothing_outside_growing_splits_is_still_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        generate_project(project_with(tmp_path, "//*[@name='tarin']"))
+    assert caught.value.field == "probe_paths.probed" and "matches no node" in str(caught.value)
+
+
+def test_probes_follow_the_partitions_on_disk(tmp_path: Path) -> None:
+    root = project_with(tmp_path, "//*[@name='train']")
+    project = load_project(root)
+    chart = resolve_charts(Graph(project))["plot"]
+    assert [probe.key for probe in chart.probes] == ["probed"]  # the stand-in partition, for validation only
+    split_ran(root, [1, 2, 3])
+    graph = Graph(project)
+    assert [probe.key for probe in current_probes(graph, chart)] == [
+        f"//*[@partition='p{n}']/process[@name='train']" for n in (1, 2, 3)]
+    assert current_locations(graph, chart) == [Node("train", (n,)) for n in (1, 2, 3)]
+    split_ran(root, [2])  # one partition left: a single match keeps the user's key
+    assert [(probe.key, probe.partition) for probe in current_probes(Graph(project), chart)] == [("probed", (2,))]
+
+
+def test_a_probe_matching_no_partition_fails_the_chart_in_one_line(tmp_path: Path) -> None:
+    root = project_with(tmp_path, "//*[@partition='p3']/*[@name='train']")
+    generate_project(root)
+    split_ran(root, [1, 2])
+    done = subprocess.run([sys.executable, "-m", "expops_smk.runtime.chart_job", "plot", "--log", "logs/charts/plot.log"],
+                          cwd=root, capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": ""})
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "expops-smk: chart 'plot': probe 'probed': \"//*[@partition='p3']/*[@name='train']\" matches no node or step "
+        "(nodes look like //*[@partition='p1']/*[@seed='41']/process[@name='train'], steps add /step[@name='fit']) "
+        "in the partitions of 'split' (log: logs/charts/plot.log)"]
