@@ -113,3 +113,56 @@ def test_a_probe_matching_no_partition_fails_the_chart_in_one_line(tmp_path: Pat
         "expops-smk: chart 'plot': probe 'probed': \"//*[@partition='p3']/*[@name='train']\" matches no node or step "
         "(nodes look like //*[@partition='p1']/*[@seed='41']/process[@name='train'], steps add /step[@name='fit']) "
         "in the partitions of 'split' (log: logs/charts/plot.log)"]
+
+
+NESTED_FIXED_CONFIG = """\
+scripts: {main: src/model.py, reporting: src/charts.py}
+experiment:
+  pipeline:
+    process_adjlist: |
+      split inner
+      inner train
+      train agg
+    processes:
+      - {name: split, data_parallelism: {rows_per_partition: 2}}
+      - {name: inner, data_parallelism: {size: 2}}
+      - name: train
+      - {name: agg, data_aggregation: true}
+      - name: plot
+        code: reporting.plot
+        probe_paths: {probed: "//*[@name='train']"}
+"""
+
+
+class Checkpoints:
+    """Stands for the Snakefile's ``checkpoints``: records which splits' ``get()`` was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def __getattr__(self, rule: str) -> "Checkpoints":
+        self.asked.append(rule)
+        return self
+
+    def get(self) -> None:
+        return None
+
+
+def test_the_input_function_lists_the_nodes_of_the_partitions_on_disk(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """After ``get()`` of every growing split it probes: the nodes, and (ancient) the manifests of
+    the fixed splits inside, which a chart reads to stay out of runs that change other partitions."""
+    from expops_smk.codegen.chart_inputs import probed_manifests
+
+    root = write_project(tmp_path / "p", NESTED_FIXED_CONFIG, functions(["split", "inner", "train", "agg"]),
+                         script_path="src/model.py", files={"src/charts.py": "def plot(metrics):\n    return None\n"})
+    generate_project(root)
+    split_ran(root, [1, 4])
+    monkeypatch.chdir(root)
+    checkpoints = Checkpoints()
+    listed = probed_manifests("plot", checkpoints)
+    assert checkpoints.asked == ["split"]
+    branches = ("p1-p1", "p1-p2", "p4-p1", "p4-p2")
+    assert listed == [f"results/train/{b}/_outputs.json" for b in branches] + \
+        [f"results/inner/{b}/_outputs.json" for b in branches]
+    assert [path.flags for path in listed[4:]] == [{"ancient": True}] * 4
