@@ -16,6 +16,7 @@ from expops_smk.codegen.prepare import generate_project
 from expops_smk.config.project import load_project
 from expops_smk.errors import ConfigError
 from expops_smk.graph.expansion import Graph, build_graph
+from expops_smk.graph.nodes import Node
 from expops_smk.graph.partitions import Partition, partitions_file, partitions_json
 from expops_smk.runtime.datums import KEY_NUMBERS, key_number
 from expops_smk.runtime.splitting import (SplitError, chunk_bounds, split_buckets, split_by, split_chunks,
@@ -103,19 +104,12 @@ def test_bad_growing_split_is_one_error(tmp_path: Path, split: dict[str, Any], f
     assert caught.value.process == "split" and caught.value.field == field and message in str(caught.value)
 
 
-def test_growing_split_inside_another_fan_out_is_one_error(tmp_path: Path) -> None:
-    config = pipeline([{"name": "seeds", "seed_parallelism": {"seeds": [1, 2]}},
-                       {"name": "split", "depends_on": ["seeds"], "data_parallelism": {"rows_per_partition": 5}}])
-    with pytest.raises(ConfigError, match="must lie outside every other fan-out"):
-        build_graph(load_project(write_project(tmp_path / "p", config, functions(["seeds", "split"]))))
-
-
 # -- the layer, from _partitions.json --------------------------------------------------------------
 def test_graph_fills_the_layer_from_the_recorded_partitions(tmp_path: Path) -> None:
     root = growing({"by": "k"}, tmp_path / "p")
     project = load_project(root)
     assert [n.label for n in build_graph(project).nodes()] == ["split", "agg"]  # before the split ran
-    listing = root / partitions_file("split")
+    listing = root / partitions_file(Node("split"))
     listing.parent.mkdir(parents=True)
     listing.write_text(json.dumps(partitions_json("split", "by", [Partition(2, "k=a", "a", "d"),
                                                                   Partition(5, "k=b", "b", "e")])))

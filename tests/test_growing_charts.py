@@ -45,7 +45,7 @@ def project_with(tmp_path: Path, selector: str) -> Path:
 
 def split_ran(root: Path, numbers: list[int]) -> None:
     """Write the partition list a run of the split would leave."""
-    listing = root / partitions_file("split")
+    listing = root / partitions_file(Node("split"))
     listing.parent.mkdir(parents=True, exist_ok=True)
     listing.write_text(json.dumps(partitions_json("split", "rows_per_partition",
                                                   [Partition(n, f"rows {n}", str(n), "d") for n in numbers])))
@@ -144,8 +144,8 @@ class Checkpoints:
         self.asked.append(rule)
         return self
 
-    def get(self) -> None:
-        return None
+    def get(self, **wildcards: str) -> None:
+        self.asked[-1] += "".join(f" {name}={value}" for name, value in sorted(wildcards.items()))
 
 
 def test_the_input_function_lists_the_nodes_of_the_partitions_on_disk(tmp_path: Path,

@@ -19,6 +19,8 @@ from typing import Any
 from expops_smk.codegen.checkpoints import chart_checkpoint_inputs
 from expops_smk.config.names import rule_name
 from expops_smk.graph.expansion import Graph
+from expops_smk.graph.nodes import Node
+from expops_smk.graph.partitions import partitions_file
 from expops_smk.graph.plan import read_plan
 from expops_smk.graph.probes import current_locations
 from expops_smk.layout import MANIFEST, PLAN_FILE
@@ -28,16 +30,29 @@ __all__ = ["probed_manifests"]
 
 def probed_manifests(chart: str, checkpoints: Any) -> list[Any]:
     """The manifests of the nodes ``chart`` probes in the partitions that exist, plus (``ancient``)
-    the manifests of the fixed-size splits above them; ``checkpoints`` is the Snakefile's."""
+    the manifests of the fixed-size splits above them and the partition lists of growing splits
+    whose jobs lie inside other growing splits (the rule lists the others); ``checkpoints`` is the
+    Snakefile's."""
     from snakemake.io import ancient
 
     root = Path.cwd()  # Snakemake runs in the project folder
     plan = read_plan(root / PLAN_FILE, root)
     resolved = plan.charts[chart]
-    for split in resolved.growing:
-        getattr(checkpoints, rule_name(split)).get()
     graph = Graph(plan.project)
+    lists: list[str] = []
+    for split in resolved.growing:  # outer splits first: their partitions name the inner splits' jobs
+        layout = graph.layouts[split]
+        inside_growing = any(layer.dynamic for layer in layout.stack)
+        for branch in layout.nodes():
+            getattr(checkpoints, rule_name(split)).get(**branch_wildcards(branch))
+            if inside_growing:
+                lists.append(partitions_file(branch))
     locations = current_locations(graph, resolved)
     manifests: list[Any] = [f"{location.results_dir}/{MANIFEST}" for location in locations]
-    manifests += [ancient(path) for path in chart_checkpoint_inputs(plan.project, graph, locations)]
+    manifests += [ancient(path) for path in [*lists, *chart_checkpoint_inputs(plan.project, graph, locations)]]
     return manifests
+
+
+def branch_wildcards(split: Node) -> dict[str, str]:
+    """The wildcards naming one job of a growing split (none outside other fan-outs)."""
+    return {name: value for name, value in (("partition", split.partition_value), ("seed", split.seed_value)) if value}

@@ -22,7 +22,8 @@ from expops_smk.codegen.files import template
 from expops_smk.codegen.rules import dependency_params
 from expops_smk.config.model import ChartSpec, ProjectConfig
 from expops_smk.config.names import rule_name
-from expops_smk.graph.expansion import Graph
+from expops_smk.graph.expansion import Graph, ProcessLayout
+from expops_smk.graph.nodes import Node
 from expops_smk.graph.partitions import partitions_file
 from expops_smk.graph.probes import ResolvedChart, probe_location
 from expops_smk.layout import MANIFEST, chart_dir
@@ -53,7 +54,7 @@ def render_chart_rule(graph: Graph, chart: ResolvedChart, rule_template: Templat
                       software: Mapping[str, str]) -> str:
     spec = chart.spec
     if chart.growing:
-        inputs, probed = _growing_inputs(chart), _growing_description(chart.growing)
+        inputs, probed = _growing_inputs(graph, chart), _growing_description(chart.growing)
         probes = hash_bytes(json.dumps(sorted(spec.selectors.items())).encode())
     else:
         inputs, probed = _fixed_inputs(graph, chart), f"{len(chart.probes)} probe{'s' if len(chart.probes) != 1 else ''}"
@@ -82,16 +83,26 @@ def _fixed_inputs(graph: Graph, chart: ResolvedChart) -> list[str]:
     return [f"{INDENT}{expression}," for expression in inputs]
 
 
-def _growing_inputs(chart: ResolvedChart) -> list[str]:
-    """The growing splits' partition lists (``ancient``: the nodes say whether to re-draw) and the
-    function listing the nodes its selectors match in them, once the splits ran."""
+def _growing_inputs(graph: Graph, chart: ResolvedChart) -> list[str]:
+    """The partition lists of the growing splits' jobs (``ancient``: the nodes say whether to
+    re-draw) and the function listing the nodes its selectors match in them, once the splits ran.
+
+    A split nested in fixed fan-outs has one job per branch of them, each with its list; one
+    inside another growing split has branches known only at run time: the function lists those.
+    """
     names = " and ".join(f"'{name}'" for name in chart.growing)
     one = len(chart.growing) == 1
+    lists = [partitions_file(branch) for name in chart.growing for branch in _fixed_branches(graph.layouts[name])]
     return [f"{INDENT}# Probes inside the growing-data split{'' if one else 's'} {names}, whose partitions are known once "
             f"{'it' if one else 'they'} ran:",
-            f"{INDENT}# the nodes come from the partition list{'' if one else 's'} (Snakemake asks again after a split ran).",
-            *(f'{INDENT}ancient("{partitions_file(name)}"),' for name in chart.growing),
+            f"{INDENT}# the nodes come from the partition lists (Snakemake asks again after a split ran).",
+            *(f'{INDENT}ancient("{path}"),' for path in lists),
             f'{INDENT}lambda wildcards: probed_manifests("{chart.name}", checkpoints),']
+
+
+def _fixed_branches(layout: ProcessLayout) -> list[Node]:
+    """The jobs of a growing split when the fan-outs around it are fixed, else none."""
+    return [] if any(layer.dynamic for layer in layout.stack) else list(layout.nodes())
 
 
 def _growing_description(splits: tuple[str, ...]) -> str:

@@ -12,14 +12,23 @@ without enumerating the others, so a job never pays for the size of the whole gr
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Container, Iterator, Mapping, Sequence
 
 from expops_smk.config.model import ProcessSpec, ProjectConfig
 from expops_smk.errors import ConfigError, shown_path
 from expops_smk.graph.nodes import Layer, Node, NodeInput, Stack, parse_partition, parse_seed
 from expops_smk.graph.partitions import read_partitions
+
+LayerValues = Callable[[Layer, tuple[int, ...], tuple[int, ...]], tuple[int, ...]]
+"""The values of a layer for a node at (partition, seed): a growing split nested in other fan-outs
+has its own partitions in each of their branches (``Layer.branch``)."""
+
+
+def fixed_values(layer: Layer, partition: tuple[int, ...], seed: tuple[int, ...]) -> tuple[int, ...]:
+    return layer.values
+
 
 @dataclass(frozen=True)
 class ProcessLayout:
@@ -31,12 +40,21 @@ class ProcessLayout:
     popped: Stack        # layers collapsed by this aggregation (data first, then seed)
     output_stack: Stack  # layers of the folders its outputs live in (a data split adds its layer)
     child_layer: Layer | None  # the layer this process opens for its children
+    values: LayerValues = field(default=fixed_values, compare=False, repr=False)
 
     @property
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def per_branch(self) -> bool:
+        """True when a growing split nested in another fan-out is in the stack (values per branch)."""
+        return any(layer.outer for layer in self.stack)
+
     def nodes(self) -> Iterator[Node]:
+        if self.per_branch:
+            yield from self._branch_nodes(0, (), ())
+            return
         combinations = itertools.product(*(layer.values for layer in self.stack))
         data_positions = [i for i, layer in enumerate(self.stack) if layer.kind == "data"]
         if data_positions == list(range(len(data_positions))):
@@ -48,6 +66,18 @@ class ProcessLayout:
             for values in combinations:
                 yield _node(self.name, self.stack, values)
 
+    def _branch_nodes(self, depth: int, partition: tuple[int, ...], seed: tuple[int, ...]) -> Iterator[Node]:
+        """Nodes in stack order, each layer's values taken in the branch chosen so far."""
+        if depth == len(self.stack):
+            yield Node(self.name, partition, seed)
+            return
+        layer = self.stack[depth]
+        for value in self.values(layer, partition, seed):
+            if layer.kind == "data":
+                yield from self._branch_nodes(depth + 1, partition + (value,), seed)
+            else:
+                yield from self._branch_nodes(depth + 1, partition, seed + (value,))
+
     def contains(self, node: Node) -> bool:
         """True when ``node`` is one of this process's nodes (checked without enumerating them)."""
         data_members, seed_members = self._members
@@ -58,21 +88,29 @@ class ProcessLayout:
             for value, members in zip(values, layers):
                 if value not in members:
                     return False
-        return True
+        data_layers = [layer for layer in self.stack if layer.kind == "data"]
+        return all(node.partition[depth] in self.values(layer, node.partition, node.seed)
+                   for depth, layer in enumerate(data_layers) if layer.outer)
 
     @cached_property
-    def _members(self) -> tuple[tuple[frozenset[int], ...], tuple[frozenset[int], ...]]:
+    def _members(self) -> tuple[tuple[Container[int], ...], tuple[Container[int], ...]]:
         """Value sets of the data layers and of the seed layers: O(1) membership for large fan-outs."""
-        return (tuple(frozenset(layer.values) for layer in self.stack if layer.kind == "data"),
-                tuple(frozenset(layer.values) for layer in self.stack if layer.kind == "seed"))
+        def members(layer: Layer) -> Container[int]:
+            return _ANY if layer.outer else frozenset(layer.values)  # a nested growing layer: per branch
+
+        return (tuple(members(layer) for layer in self.stack if layer.kind == "data"),
+                tuple(members(layer) for layer in self.stack if layer.kind == "seed"))
 
     def output_locations(self, node: Node) -> list[Node]:
         """Folders this node writes: itself, or one per partition for a data split."""
         if self.child_layer is None or self.child_layer.kind == "seed":
             return [node]
-        return [Node(node.process, node.partition + (value,), node.seed) for value in self.child_layer.values]
+        return [Node(node.process, node.partition + (value,), node.seed)
+                for value in self.values(self.child_layer, node.partition, node.seed)]
 
     def node_count(self) -> int:
+        if self.per_branch:
+            return sum(1 for _ in self.nodes())
         count = 1
         for layer in self.stack:
             count *= len(layer.values)
@@ -105,11 +143,13 @@ class _InputPlan:
 class Graph:
     """The expanded graph of a project, computed per process (cheap) and per node (on demand)."""
 
-    def __init__(self, project: ProjectConfig, partitions: Mapping[str, tuple[int, ...]] | None = None) -> None:
-        """``partitions`` gives the numbers of growing-data splits' partitions; by default each is
-        read from the split's ``_partitions.json`` (graph/partitions.py)."""
+    def __init__(self, project: ProjectConfig, partitions: Mapping[str | Node, tuple[int, ...]] | None = None) -> None:
+        """``partitions`` gives the numbers of growing-data splits' partitions, per split node or per
+        split process (every branch alike); by default each split node's are read from its
+        ``_partitions.json`` (graph/partitions.py), once, when a node needs them."""
         self.project = project
         self._partitions = partitions or {}
+        self._branches: dict[Node, tuple[int, ...]] = {}
         self.layouts: dict[str, ProcessLayout] = {}
         self._plans: dict[str, list[_InputPlan]] = {}
         for spec in project.processes.values():
@@ -125,8 +165,9 @@ class Graph:
         if total <= limit:
             return
         largest = max(self.layouts.values(), key=ProcessLayout.node_count)
-        product = " × ".join(f"{len(layer.values):,} {'partitions' if layer.kind == 'data' else 'seeds'} "
-                             f"of '{layer.owner}'" for layer in largest.stack)
+        product = " × ".join(f"{'the' if layer.outer else f'{len(layer.values):,}'} "
+                             f"{'partitions' if layer.kind == 'data' else 'seeds'} of '{layer.owner}'"
+                             for layer in largest.stack)
         raise self._error(largest.spec, "execution.max_nodes",
                           f"the fan-outs expand the project to {total:,} nodes ('{largest.name}' alone has "
                           f"{largest.node_count():,}: {product}); the limit is {limit:,} (execution.max_nodes)")
@@ -148,25 +189,46 @@ class Graph:
                                   f"no open {kind} fan-out above this aggregation")
             stack.remove(innermost)
             popped.append(innermost)
+        self._check_growing_branches(spec, merged, popped)
         child_layer = None
         if spec.data_split is not None and spec.data_split.dynamic:
-            if stack:
-                raise self._error(spec, f"data_parallelism.{spec.data_split.mode}",
-                                  f"a growing-data split must lie outside every other fan-out (this one is "
-                                  f"inside the {_describe(tuple(stack))}); use size: here or move the split up")
-            child_layer = Layer("data", spec.name, self._dynamic_values(spec.name), dynamic=True)
+            # Nested in other fan-outs, each of their branches has its own partitions (read per branch).
+            values = () if stack else self._branch_values(Node(spec.name))
+            child_layer = Layer("data", spec.name, values, dynamic=True, outer=tuple(stack))
         elif spec.data_split is not None:
             count = spec.data_split.count
             child_layer = Layer("data", spec.name, tuple(range(1, count + 1)), spec.data_split.row_counts)
         elif spec.seeds is not None:
             child_layer = Layer("seed", spec.name, spec.seeds)
         output_stack = tuple(stack) + ((child_layer,) if child_layer and child_layer.kind == "data" else ())
-        return ProcessLayout(spec, tuple(merged), tuple(stack), tuple(popped), output_stack, child_layer)
+        return ProcessLayout(spec, tuple(merged), tuple(stack), tuple(popped), output_stack, child_layer,
+                             self.layer_values)
 
-    def _dynamic_values(self, process: str) -> tuple[int, ...]:
-        if process in self._partitions:
-            return tuple(self._partitions[process])
-        return tuple(p.number for p in read_partitions(self.project.root, process))
+    def _check_growing_branches(self, spec: ProcessSpec, merged: Stack, popped: Sequence[Layer]) -> None:
+        """A nested growing split's partitions exist per branch of the fan-outs around it, so those
+        fan-outs can be aggregated only once its own layer has been."""
+        for layer in merged:
+            around = next((outer for outer in layer.outer if outer in popped), None)
+            if around is not None:
+                raise self._error(spec, f"{around.kind}_aggregation",
+                                  f"aggregates the {around.kind} fan-out of '{around.owner}' around the growing-data "
+                                  f"split '{layer.owner}', whose partitions differ per branch; aggregate the "
+                                  f"partitions of '{layer.owner}' first, in a process of its own")
+
+    def layer_values(self, layer: Layer, partition: tuple[int, ...], seed: tuple[int, ...]) -> tuple[int, ...]:
+        """The values of ``layer`` for a node at ``partition``/``seed`` (see ``LayerValues``)."""
+        if not layer.outer:
+            return layer.values
+        return self._branch_values(layer.branch(partition, seed))
+
+    def _branch_values(self, split: Node) -> tuple[int, ...]:
+        if split in self._partitions:
+            return tuple(self._partitions[split])
+        if split.process in self._partitions:
+            return tuple(self._partitions[split.process])
+        if split not in self._branches:
+            self._branches[split] = tuple(p.number for p in read_partitions(self.project.root, split))
+        return self._branches[split]
 
     def _input_plan(self, layout: ProcessLayout, parent: str) -> _InputPlan:
         """Every layer of the parent's folders is either one of the node's own layers or one it
@@ -226,7 +288,8 @@ class Graph:
             raise KeyError(node)
         result: list[NodeInput] = []
         for plan in self._plans[node.process]:
-            for branch in itertools.product(*(layer.values for layer in plan.collapsed)):
+            ranges = (self.layer_values(layer, node.partition, node.seed) for layer in plan.collapsed)
+            for branch in itertools.product(*ranges):
                 keys = tuple(layer.key(value) for layer, value in zip(plan.collapsed, branch))
                 result.append(NodeInput(plan.upstream, plan.location(node, branch), keys))
         return result
@@ -244,6 +307,16 @@ class Graph:
 
 def build_graph(project: ProjectConfig) -> Graph:
     return Graph(project)
+
+
+class _Any:
+    """Membership that a per-branch layer checks later, against its branch's values."""
+
+    def __contains__(self, value: object) -> bool:
+        return True
+
+
+_ANY = _Any()
 
 
 def _node(process: str, stack: Sequence[Layer], values: Sequence[int]) -> Node:

@@ -28,11 +28,20 @@ class Layer:
     owner: str
     values: tuple[int, ...]
     row_counts: tuple[int, ...] | None = None
-    dynamic: bool = False  # a growing-data split: ``values`` are the partitions its last run produced
+    dynamic: bool = False  # a growing-data split: its partitions are those its last run produced
+    outer: tuple["Layer", ...] = ()  # a growing split's own stack: each branch of it has its own partitions
 
     def key(self, value: int) -> str:
         """The key an aggregation uses for one branch of this layer: ``data1`` or ``seed41``."""
         return f"data{value}" if self.kind == "data" else f"seed{value}"
+
+    def branch(self, partition: tuple[int, ...], seed: tuple[int, ...]) -> "Node":
+        """The split node whose run decided this growing layer's partitions for a node at
+        ``partition``/``seed``: every stack holding the layer starts with the split's own layers
+        (graph/expansion.py refuses aggregating them first), so their values are a prefix per kind."""
+        data = sum(1 for layer in self.outer if layer.kind == "data")
+        seeds = len(self.outer) - data
+        return Node(self.owner, partition[:data], seed[:seeds])
 
 
 Stack = tuple[Layer, ...]

@@ -1,4 +1,4 @@
-"""The partitions a growing-data split produced: ``results/<split>/_partitions.json``.
+"""The partitions a growing-data split produced: ``results/<split>/[<partition>/][s<seed>/]_partitions.json``.
 
 With ``rows_per_partition``, ``by`` (no buckets) and ``files`` the number of partitions depends on
 the data, so it is not in the config: the split job (a Snakemake checkpoint) writes this list, and
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from expops_smk.layout import PARTITIONS_FILE, RESULTS_DIR, STORE_DIR
+from expops_smk.graph.nodes import Node
+from expops_smk.layout import PARTITIONS_FILE, STORE_DIR
 
 PARTITIONS_FORMAT = 1
 
@@ -39,22 +40,24 @@ class Partition:
         return f"p{self.number}"
 
 
-def partitions_file(process: str) -> str:
-    """Path (relative to the project) of the partition list of split ``process``."""
-    return f"{RESULTS_DIR}/{process}/{PARTITIONS_FILE}"
+def partitions_file(split: Node) -> str:
+    """Path (relative to the project) of the partition list of one split node: each branch of the
+    fan-outs around a nested split has its own (``results/<split>/p1/s41/_partitions.json``)."""
+    return f"{split.results_dir}/{PARTITIONS_FILE}"
 
 
-def numbering_file(process: str) -> str:
+def numbering_file(split: Node) -> str:
     """A copy of the partition list that Snakemake does not delete before the split runs again (it
     deletes declared outputs), from which ``by``/``files`` keys keep their numbers."""
-    return f"{STORE_DIR}/partitions/{process}.json"
+    folder = "/".join(filter(None, [split.partition_value, f"s{split.seed_value}" if split.seed else ""]))
+    return f"{STORE_DIR}/partitions/{split.process}{'/' + folder if folder else ''}.json"
 
 
-def read_partitions(root: Path, process: str, relative: str | None = None) -> list[Partition]:
-    """The partitions the last run of split ``process`` produced (from ``relative``, by default its
+def read_partitions(root: Path, split: Node, relative: str | None = None) -> list[Partition]:
+    """The partitions the last run of ``split`` produced (from ``relative``, by default its
     ``_partitions.json``); [] before it ran, or if unreadable (the split then runs again, its
     declared output being missing or different)."""
-    return _listed(root / (relative or partitions_file(process)), "partitions")
+    return _listed(root / (relative or partitions_file(split)), "partitions")
 
 
 def partitions_json(process: str, mode: str, partitions: Sequence[Partition],
@@ -67,9 +70,9 @@ def partitions_json(process: str, mode: str, partitions: Sequence[Partition],
             "partitions": [entry(p) for p in partitions], "removed": [entry(p) for p in removed]}
 
 
-def read_removed(root: Path, process: str) -> list[Partition]:
+def read_removed(root: Path, split: Node) -> list[Partition]:
     """The partitions the split's last run dropped (a removed file, a key no row has any more)."""
-    return _listed(root / partitions_file(process), "removed")
+    return _listed(root / partitions_file(split), "removed")
 
 
 def _listed(path: Path, section: str) -> list[Partition]:

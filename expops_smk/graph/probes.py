@@ -130,17 +130,12 @@ def _stand_in_probes(tree: ProbeTree, selectors: Mapping[str, str], growing: boo
 
 
 def _growing_splits(graph: Graph, probes: tuple[Probe, ...]) -> list[str]:
-    """The growing-data splits whose layer holds a probed node, in config order."""
+    """The growing-data splits whose layer holds a probed node (nested ones with those around them),
+    in config order, so outer splits come before the splits inside them."""
     found: set[str] = set()
     for probe in probes:
         layout = graph.layouts[probe.process]
-        for layer in (*layout.stack, layout.child_layer):
-            if layer is not None and layer.dynamic:
-                if graph.layouts[layer.owner].stack:
-                    raise ProbeError(probe.source, f"selects '{probe.process}' inside the growing-data split "
-                                     f"'{layer.owner}', which lies inside another fan-out; charts cannot probe "
-                                     "nested growing splits yet (probe an aggregation above it)")
-                found.add(layer.owner)
+        found.update(layer.owner for layer in (*layout.stack, layout.child_layer) if layer is not None and layer.dynamic)
     return [name for name in graph.layouts if name in found]
 
 

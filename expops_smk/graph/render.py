@@ -40,7 +40,8 @@ def as_tree(graph: Graph) -> str:
             note = ""
             if layout.child_layer is not None:
                 layer = layout.child_layer
-                note = f"  [splits into {len(layer.values)} {'partitions' if layer.kind == 'data' else 'seeds'}]"
+                count = len(layout.output_locations(node)) if layer.kind == "data" else len(layer.values)
+                note = f"  [splits into {count} {'partitions' if layer.kind == 'data' else 'seeds'}]"
             elif layout.popped:
                 note = "  [aggregates " + " and ".join(f"{layer.kind} of '{layer.owner}'" for layer in layout.popped) + "]"
             lines.append(f"{indent}{node.label}{note}")

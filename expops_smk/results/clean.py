@@ -69,9 +69,9 @@ def _recorded_files(root: Path) -> Iterator[Path]:
     for node in graph.nodes():
         for location in graph.output_locations(node):
             yield from node_files(root, location.results_dir)
-    for layout in graph.layouts.values():  # a growing-data split's list of its partitions
+    for layout in graph.layouts.values():  # a growing-data split's list of its partitions, per branch
         if layout.child_layer is not None and layout.child_layer.dynamic:
-            yield root / partitions_file(layout.name)
+            yield from (root / partitions_file(split) for split in layout.nodes())
     for process in graph.layouts:  # logs/<process>.log, or logs/<process>/... under a fan-out
         yield root / LOGS_DIR / f"{process}.log"
         yield from _walk(root, root / LOGS_DIR / process, "*.log")

@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 from expops_smk.config.model import DataSplit, ProjectConfig
+from expops_smk.graph.expansion import build_graph
+from expops_smk.graph.nodes import Node
 from expops_smk.graph.partitions import Partition, read_partitions, read_removed
 from expops_smk.store.hashing import hash_file
 from expops_smk.store.sources import source_files
@@ -20,22 +22,29 @@ _SHOWN = 5  # partitions named per kind of change; the rest are counted
 
 
 def growing_split_lines(project: ProjectConfig) -> list[str]:
-    """One line per growing-data split (none for a project without one)."""
+    """One line per growing-data split node (none for a project without one): a split nested in
+    other fan-outs has one per branch of them."""
+    graph = build_graph(project)
     lines = []
-    for spec in project.processes.values():
-        split = spec.data_split
+    for layout in graph.layouts.values():
+        split = layout.spec.data_split
         if split is None or not split.dynamic:
             continue
-        recorded = read_partitions(project.root, spec.name)
-        where = f"{spec.name} ({split.describe()})"
-        if not recorded:
-            lines.append(f"{where}: not split yet; its partitions are decided when it runs")
-        elif split.files is not None:
-            lines.append(f"{where}: next run: {_predicted_files(project.root, split, recorded)}")
-        else:
-            lines.append(f"{where}: last run: {_last_run(recorded, read_removed(project.root, spec.name))}; "
-                         "new data is cut when the split runs")
+        for node in layout.nodes():
+            lines.append(f"{node.label} ({split.describe()}): {_split_line(project, node)}")
     return lines
+
+
+def _split_line(project: ProjectConfig, node: Node) -> str:
+    root = project.root
+    split = project.processes[node.process].data_split
+    assert split is not None
+    recorded = read_partitions(root, node)
+    if not recorded:
+        return "not split yet; its partitions are decided when it runs"
+    if split.files is not None:
+        return f"next run: {_predicted_files(root, split, recorded)}"
+    return f"last run: {_last_run(recorded, read_removed(root, node))}; new data is cut when the split runs"
 
 
 def _last_run(recorded: list[Partition], removed: list[Partition]) -> str:

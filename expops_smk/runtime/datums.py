@@ -51,14 +51,15 @@ class _Cut:
 class GrowingSplit:
     """The partitions one execution of a growing-data split produces, and their recorded list."""
 
-    def __init__(self, root: Path, project: ProjectConfig, process: str) -> None:
+    def __init__(self, root: Path, project: ProjectConfig, node: Node) -> None:
+        """``node`` is the split node: nested in other fan-outs, each of their branches is one."""
         self.root = root
         self.project = project
-        self.process = process
-        split = project.processes[process].data_split
+        self.node = node
+        split = project.processes[node.process].data_split
         assert split is not None and split.dynamic
         self.split: DataSplit = split
-        self.previous = read_partitions(root, process, numbering_file(process)) or read_partitions(root, process)
+        self.previous = read_partitions(root, node, numbering_file(node)) or read_partitions(root, node)
         self.numbers: list[int] = []
         self.cuts: list[_Cut] = []
 
@@ -69,7 +70,7 @@ class GrowingSplit:
             self.numbers = list(range(1, len(self.cuts) + 1))
         else:
             self.numbers = self._key_numbers()
-        Graph(self.project, {self.process: tuple(self.numbers)})  # the node bound (execution.max_nodes)
+        Graph(self.project, {self.node: tuple(self.numbers)})  # the node bound (execution.max_nodes)
         return [cut.values for cut in self.cuts]
 
     def _key_numbers(self) -> list[int]:
@@ -102,7 +103,11 @@ class GrowingSplit:
         return [_Cut(key, f"{split.by}={key}", {**result, name: part}) for key, part in sorted(groups.items())]
 
     def locations(self) -> list[Node]:
-        return [Node(self.process, (number,)) for number in self.numbers]
+        return [self.location(number) for number in self.numbers]
+
+    def location(self, number: int) -> Node:
+        """The folder of partition ``number`` of this split node."""
+        return Node(self.node.process, self.node.partition + (number,), self.node.seed)
 
     def record(self, store: Store) -> None:
         """Write ``_partitions.json`` (after the partitions' manifests) and clear the folders of
@@ -110,17 +115,17 @@ class GrowingSplit:
         before = {old.number: old for old in self.previous}
         partitions = []
         for number, cut in zip(self.numbers, self.cuts):
-            manifest = self.root / Node(self.process, (number,)).results_dir / MANIFEST
+            manifest = self.root / self.location(number).results_dir / MANIFEST
             digest = hash_bytes(manifest.read_bytes())
             change = "new" if number not in before else "unchanged" if before[number].digest == digest else "changed"
             partitions.append(Partition(number, cut.label, cut.key, digest,
                                         str(cut.values.get(FILE_DIGEST_KEY, "")), change))
         removed = [old for old in self.previous if old.number not in set(self.numbers)]
         for old in removed:
-            self._clear(store, Node(self.process, (old.number,)))
-        payload = partitions_json(self.process, self.split.mode, sorted(partitions, key=lambda p: p.number), removed)
-        store.put_json(self.root / numbering_file(self.process), payload)
-        store.put_json(self.root / partitions_file(self.process), payload)
+            self._clear(store, self.location(old.number))
+        payload = partitions_json(self.node.process, self.split.mode, sorted(partitions, key=lambda p: p.number), removed)
+        store.put_json(self.root / numbering_file(self.node), payload)
+        store.put_json(self.root / partitions_file(self.node), payload)
 
     def _clear(self, store: Store, location: Node) -> None:
         folder = self.root / location.results_dir

@@ -38,6 +38,7 @@ from expops_smk.runtime.forcing import cache_bypass_reason
 from expops_smk.runtime.run_key import hash_payload, location_key, recorded_folder_key, run_payload
 from expops_smk.runtime.reads import previous_reads, recorder_for, recording, stale_reads
 from expops_smk.runtime.seeding import derive_task_seed, seed_rngs
+from expops_smk.runtime.source_data import SourceDataError, source_values
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.artifacts import Artifact
 from expops_smk.store.read_records import (INITIAL_TOKEN, digest_reads, job_key, read_run_reads, write_job_record,
@@ -86,7 +87,7 @@ class NodeRun:
         self.store = Store(root)
         self.inputs: list[NodeInput] = self.graph.inputs(self.node)
         split = self.spec.data_split
-        self.growing = GrowingSplit(root, self.project, process) if split is not None and split.dynamic else None
+        self.growing = GrowingSplit(root, self.project, self.node) if split is not None and split.dynamic else None
         self.user_modules: dict[Path, str] = {}  # script -> module name, set when executing
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -226,8 +227,11 @@ class NodeRun:
         upstream = self.load_inputs(manifests)
         spec = self.spec
         user_api.reset_recorder()
-        if spec.function is None:
-            result: dict[str, Any] = self.materialize(upstream)
+        if spec.function is None:  # a source split without code cuts data.path (runtime/source_data.py)
+            try:
+                result: dict[str, Any] = self.materialize(upstream) or source_values(spec, self.project.data_path)
+            except SourceDataError as exc:
+                raise self.fail(f"data.path: {exc}") from None
         else:
             extra = {"seeds": list(spec.seeds)} if spec.seeds is not None else {}
             result = self.call(upstream, extra)

@@ -39,6 +39,9 @@ def table_digest(table: pyarrow.Table) -> str:
       hashed as its own column. This matters: ``Table.from_pandas`` leaves NaN bits (and -1
       category codes) under the null slots while a table read from Parquet has zeros there.
 
+    * a slice's columns are copied compact first (``_compact``): a slice shares its parent's
+      buffers, bytes outside it included.
+
     Caveat: slots under nulls inside nested values (struct children, list items) and
     variable-length columns are hashed as they are; pandas and Parquet both leave those empty, so
     tables from either source still agree, but a hand-built array with data under a null struct
@@ -127,6 +130,7 @@ class _ColumnPlan:
 
         if self.cast:
             array = array.cast(self.field.type)
+        array = _compact(array)
         if self.zero is None:
             return [array]
         mask = pc.is_null(array)
@@ -139,6 +143,21 @@ class _ColumnPlan:
         else:
             filled = pc.fill_null(array, self.zero)
         return [filled, mask]
+
+
+def _compact(array: pyarrow.Array) -> pyarrow.Array:
+    """``array`` with buffers holding its own rows only, as a Parquet round trip gives it back.
+
+    A slice (a partition of the split's table, a pandas slice turned into Arrow) keeps its
+    parent's whole buffers, and the IPC stream writes a buffer as it is when the slice starts at
+    row 0: the bytes of the rows after it would be hashed too. An array whose buffers are exactly
+    its size is used as it is; any other is copied (``concat_arrays`` of one array).
+    """
+    import pyarrow as pa
+
+    if array.offset == 0 and array.get_total_buffer_size() == array.nbytes:
+        return array
+    return pa.concat_arrays([array])
 
 
 def _canonical_type(data_type: pyarrow.DataType) -> pyarrow.DataType:
