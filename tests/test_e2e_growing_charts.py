@@ -180,7 +180,8 @@ def test_a_code_change_below_a_growing_split_reruns_its_chain_without_the_split(
     project.run()
     project.edit("src/main.py", 'called(f"train {data[0][0]}")', 'called(f"train {data[0][0]} again")')
     recoded = project.snakemake()
-    assert sorted(recoded.calls) == ["agg", "train 1 again", "train 11 again", "train 21 again"]
+    assert sorted(recoded.calls) == ["train 1 again", "train 11 again", "train 21 again"]
+    assert recoded.outcomes["agg"] == "restored"  # scheduled below them; their outputs are the same
     assert project.snakemake().nothing_to_do
 
 
@@ -299,4 +300,105 @@ def test_a_chart_probing_two_growing_splits_follows_both(tmp_path: Path) -> None
     keyed = project.snakemake()
     sold[fit_id("west")] = 0.0
     assert charts_drawn(keyed.calls) == {"both": [{**lengths, **sold}]}
+    assert project.snakemake().nothing_to_do
+
+
+NESTED_CONFIG = """\
+scripts: {main: src/main.py, reporting: src/charts.py}
+data: {path: data/raw.csv}
+experiment:
+  pipeline:
+    process_adjlist: |
+      load part
+      part split
+      split work
+      work agg
+      agg total
+    processes:
+      - name: load
+      - {name: part, data_parallelism: {by: g, buckets: 2}}
+      - {name: split, data_parallelism: {rows_per_partition: 3}}
+      - name: work
+      - {name: agg, data_aggregation: true}
+      - {name: total, data_aggregation: true}
+      - name: works
+        code: reporting.works
+        probe_paths: {all: "//*[@name='work']"}
+      - name: first_bucket
+        code: reporting.first_bucket
+        probe_paths: {ones: "//*[@name='part'][@partition='p1']//*[@name='work']"}
+"""
+
+NESTED_MAIN = CALLS_HELPER + '''
+import pandas as pd
+
+from expops.core import log_metric
+
+
+def load():
+    called("load")
+    return {"data": pd.read_csv("data/raw.csv")}
+
+
+def work(data):
+    called(f"work {data['id'].iloc[0]}")
+    log_metric("first", int(data["id"].iloc[0]))
+    return {"s": int(data["x"].sum())}
+
+
+def agg(s):
+    called("agg")
+    return {"t": sum(s.values())}
+
+
+def total(t):
+    called("total")
+    return {"all": sum(t.values())}
+'''
+
+NESTED_CHARTS = TWO_SPLITS_CHARTS.replace("def both(", "def works(") + '''
+
+def first_bucket(metrics, ctx):
+    works(metrics, ctx)
+'''
+
+BUCKET_ONE, BUCKET_TWO = "g", "a"  # stable_bucket(key, 2) is 1 and 2: a fixed hash, they never move
+
+
+def bucket_rows(first: int, last: int) -> str:
+    """Rows with ids first..last; ids 5k and 5k+2 go to bucket 2, the others to bucket 1."""
+    return "".join(f"{i},{BUCKET_TWO if i % 5 in (0, 2) else BUCKET_ONE},{i}\n" for i in range(first, last + 1))
+
+
+def test_a_chart_probes_inside_a_growing_split_nested_in_another_fan_out(tmp_path: Path) -> None:
+    """One checkpoint job (and partition list) per bucket: a chart follows each branch's list."""
+    from expops_smk.runtime.splitting import stable_bucket
+
+    assert (stable_bucket(BUCKET_ONE, 2), stable_bucket(BUCKET_TWO, 2)) == (1, 2)
+    project = Project(write_project(tmp_path / "nested", NESTED_CONFIG, NESTED_MAIN, script_path="src/main.py",
+                                    files={"src/charts.py": NESTED_CHARTS, "data/raw.csv": "id,g,x\n" + bucket_rows(1, 20)}))
+
+    def work_id(bucket: int, chunk: int) -> str:
+        return f"//*[@partition='p{bucket}']/*[@partition='p{chunk}']/process[@name='work']"
+
+    # Chunks of 3: bucket 1 has ids 1 3 4 | 6 8 9 | 11 13 14 | 16 18 19, bucket 2 2 5 7 | 10 12 15 | 17 20.
+    ones = {work_id(1, k): float(first) for k, first in enumerate((1, 6, 11, 16), start=1)}
+    twos = {work_id(2, k): float(first) for k, first in enumerate((2, 10, 17), start=1)}
+    cold = project.run()
+    assert charts_drawn(cold.calls) == {"works": [{**ones, **twos}], "first_bucket": [ones]}
+    rules = (project.root / "workflow/rules/charts.smk").read_text()
+    assert ('ancient("results/split/p1/_partitions.json"),\n        ancient("results/split/p2/_partitions.json"),\n'
+            '        lambda wildcards: probed_manifests("works", checkpoints),') in rules
+    assert project.snakemake().nothing_to_do
+
+    append(project, bucket_rows(22, 22))  # bucket 2 only: completes its chunk 3
+    second = project.snakemake()
+    assert sorted(c for c in second.calls if not c.startswith("chart")) == ["agg", "load", "total", "work 17"]
+    assert charts_drawn(second.calls) == {"works": [{**ones, **twos}]}  # first_bucket draws nothing that changed
+
+    append(project, bucket_rows(23, 23))  # bucket 1 only: opens its chunk 5
+    first = project.snakemake()
+    ones[work_id(1, 5)] = 23.0
+    assert sorted(c for c in first.calls if not c.startswith("chart")) == ["agg", "load", "total", "work 23"]
+    assert charts_drawn(first.calls) == {"works": [{**ones, **twos}], "first_bucket": [ones]}
     assert project.snakemake().nothing_to_do

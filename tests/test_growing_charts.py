@@ -166,3 +166,51 @@ def test_the_input_function_lists_the_nodes_of_the_partitions_on_disk(tmp_path: 
     assert listed == [f"results/train/{b}/_outputs.json" for b in branches] + \
         [f"results/inner/{b}/_outputs.json" for b in branches]
     assert [path.flags for path in listed[4:]] == [{"ancient": True}] * 4
+
+
+GROWING_IN_GROWING_CONFIG = """\
+scripts: {main: src/model.py, reporting: src/charts.py}
+experiment:
+  pipeline:
+    process_adjlist: |
+      outer inner
+      inner work
+      work agg
+      agg total
+    processes:
+      - {name: outer, data_parallelism: {rows_per_partition: 4}}
+      - {name: inner, data_parallelism: {rows_per_partition: 2}}
+      - name: work
+      - {name: agg, data_aggregation: true}
+      - {name: total, data_aggregation: true}
+      - name: plot
+        code: reporting.plot
+        probe_paths: {probed: "//*[@name='work']"}
+"""
+
+
+def test_a_growing_split_inside_another_has_its_lists_from_the_input_function(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inner split's jobs are known once the outer one ran (get()); each has its list. Below a
+    checkpoint a split job may drop out of the run, and then its get() would never succeed: the
+    inner lists are read as they are (the chart waits for those that run, through their edges)."""
+    from expops_smk.codegen.chart_inputs import probed_manifests
+
+    root = write_project(tmp_path / "p", GROWING_IN_GROWING_CONFIG, functions(["outer", "inner", "work", "agg", "total"]),
+                         script_path="src/model.py", files={"src/charts.py": "def plot(metrics):\n    return None\n"})
+    generate_project(root)
+    rules = (root / "workflow/rules/charts.smk").read_text()
+    assert ('        ancient("results/outer/_partitions.json"),\n'
+            '        lambda wildcards: probed_manifests("plot", checkpoints),\n    output:') in rules
+    for split, numbers in ((Node("outer"), [1, 2]), (Node("inner", (1,)), [1]), (Node("inner", (2,)), [1, 2])):
+        listing = root / partitions_file(split)
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        listing.write_text(json.dumps(partitions_json(split.process, "rows_per_partition",
+                                                      [Partition(n, f"rows {n}", str(n), "d") for n in numbers])))
+    monkeypatch.chdir(root)
+    checkpoints = Checkpoints()
+    listed = probed_manifests("plot", checkpoints)
+    assert checkpoints.asked == ["outer"]
+    assert listed == [f"results/work/{b}/_outputs.json" for b in ("p1-p1", "p2-p1", "p2-p2")] + \
+        ["results/inner/p1/_partitions.json", "results/inner/p2/_partitions.json"]
+    assert [path.flags for path in listed[3:]] == [{"ancient": True}] * 2

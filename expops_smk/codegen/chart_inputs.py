@@ -1,14 +1,23 @@
 """What the rule of a chart probing inside growing-data splits calls while Snakemake builds the DAG.
 
 Such a chart's nodes exist only once the splits ran, so its rule cannot list them when it is
-generated. It reads the splits' partition lists (``results/<split>/_partitions.json``) and asks
-``probed_manifests`` for the manifests of the nodes its selectors match in the partitions on
-disk. Before that, ``checkpoints.<split>.get()`` for each split: while a split has yet to run
-in this invocation it raises, Snakemake makes the chart wait for the split and asks again once
-the split ran; so the list on disk is read only when it is the one this run uses (the growing
-splits keep their outputs for that, see ``codegen/checkpoints.py``). New partitions then appear
-in the chart's inputs and removed ones leave them (a changed input list re-draws the chart), and
-a run that changes none of its nodes leaves it alone.
+generated. It reads the partition list of every job of the splits
+(``results/<split>/[<branch>/]_partitions.json``, ``ancient``: the edge makes the chart wait for a
+split job that runs, and makes Snakemake call this function again once it ran) and asks
+``probed_manifests`` for the manifests of the nodes its selectors match in the lists on disk.
+New partitions then appear in the chart's inputs and removed ones leave them (a changed input list
+re-draws the chart), and a run that changes none of its nodes leaves it alone.
+
+Before reading the lists, ``checkpoints.<split>.get()`` for each job of a split with no
+checkpoint above it: while that job has yet to run in this invocation it raises, so the nodes are
+listed only from the list this run uses (a node listed from an older one could start before the
+split rewrote its partition). The growing splits keep all their outputs for that (see
+``codegen/checkpoints.py``). Not for a split below another checkpoint: Snakemake drops such a
+split job once the checkpoint above came back unchanged, and ``get()`` of a job dropped that way
+raises until the end of the invocation, which would leave the chart undrawn. There the lists are
+read as they are; a probed node due to run for another reason (its code changed) in the same
+invocation in which its split re-cuts its partition may then run before the split: it runs
+again at the next invocation (its input changed).
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from expops_smk.codegen.checkpoints import chart_checkpoint_inputs
+from expops_smk.codegen.checkpoints import chart_checkpoint_inputs, checkpoints_above
 from expops_smk.config.names import rule_name
 from expops_smk.graph.expansion import Graph
 from expops_smk.graph.nodes import Node
@@ -43,8 +52,10 @@ def probed_manifests(chart: str, checkpoints: Any) -> list[Any]:
     for split in resolved.growing:  # outer splits first: their partitions name the inner splits' jobs
         layout = graph.layouts[split]
         inside_growing = any(layer.dynamic for layer in layout.stack)
+        may_drop = bool(checkpoints_above(plan.project, graph, split))
         for branch in layout.nodes():
-            getattr(checkpoints, rule_name(split)).get(**branch_wildcards(branch))
+            if not may_drop:
+                getattr(checkpoints, rule_name(split)).get(**branch_wildcards(branch))
             if inside_growing:
                 lists.append(partitions_file(branch))
     locations = current_locations(graph, resolved)

@@ -57,7 +57,7 @@ def marker_pattern(process: str, wildcards: list[str]) -> str:
 def fanout_ancestors(project: ProjectConfig, graph: Graph, name: str) -> list[str]:
     """The checkpoint processes above ``name`` that are not its direct parents, in config order."""
     parents = project.processes[name].parents
-    return [other for other in _checkpoints_above(project, graph, name) if other not in parents]
+    return [other for other in checkpoints_above(project, graph, name) if other not in parents]
 
 
 def is_growing(layout: ProcessLayout) -> bool:
@@ -65,7 +65,8 @@ def is_growing(layout: ProcessLayout) -> bool:
     return layout.child_layer is not None and layout.child_layer.dynamic
 
 
-def _checkpoints_above(project: ProjectConfig, graph: Graph, name: str) -> list[str]:
+def checkpoints_above(project: ProjectConfig, graph: Graph, name: str) -> list[str]:
+    """Every checkpoint process above ``name``, in config order."""
     seen: set[str] = set()
     stack = list(project.processes[name].parents)
     while stack:
@@ -110,7 +111,7 @@ def chart_checkpoint_inputs(project: ProjectConfig, graph: Graph, locations: Ite
     """
     paths: dict[str, None] = {}
     for location in locations:
-        for split in _checkpoints_above(project, graph, location.process):
+        for split in checkpoints_above(project, graph, location.process):
             if is_growing(graph.layouts[split]):
                 continue
             folder = _branch_folder(graph.layouts[split], graph.layouts[location.process], location)
