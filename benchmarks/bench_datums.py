@@ -1,12 +1,15 @@
-"""D1, D2, D3: growing data (issue #19): new data costs only its own work.
+"""D1–D4: growing data (issue #19): new data costs only its own work.
 
 D1 appends 1% rows to a 1M-row table cut into 100 chunks (``rows_per_partition: 10000``) and counts
 the user functions that execute (``calls.log``), against the cold run and against the same project
 with ``size: 100``, where every slice shifts. D2 adds one file to 1,000 (``files:``), against the
 cold run. D3 times what ``expops-smk status`` spends predicting that split's next run (reading
 its input, cutting it and digesting every chunk, nothing written) against the split job's own
-run (read, cut, write 100 partitions), interleaved. ``--quick`` uses 20,000 rows / 20 chunks and
-20 files.
+run (read, cut, write 100 partitions), interleaved. D4 times a no-op ``snakemake`` of a project
+with 200 chunks and a chart probing every ``train`` node, against the same project with
+``size: 200`` (interleaved, medians): what listing the nodes below a growing split once it ran
+(``checkpoints.get()``, the chart's input function) costs. ``--quick`` uses 20,000 rows / 20
+chunks, 20 files and 20 chunks.
 """
 
 from __future__ import annotations
@@ -72,7 +75,14 @@ class Outcome:
     seconds: float
 
 
-def write_project(root: Path, split: dict[str, object], files: int = 0) -> Path:
+CHART = '''
+    def trains(metrics):
+        with open("../../../calls.log", "a", encoding="utf-8") as handle:
+            handle.write("chart\\n")
+'''
+
+
+def write_project(root: Path, split: dict[str, object], files: int = 0, chart: bool = False) -> Path:
     first = "images" if files else "load"
     processes: list[dict[str, object]] = [] if files else [{"name": "load"}]
     processes += [{"name": "split" if not files else "images", "data_parallelism": split},
@@ -84,6 +94,11 @@ def write_project(root: Path, split: dict[str, object], files: int = 0) -> Path:
         "processes": processes}}}
     if first == "load":
         config["data"] = {"path": "data/rows.csv"}
+    if chart:
+        config["scripts"]["reporting"] = "src/charts.py"  # type: ignore[index]
+        processes.append({"name": "trains", "code": "reporting.trains", "probe_paths": {"all": "//*[@name='train']"}})
+        (root / "src").mkdir(parents=True, exist_ok=True)
+        (root / "src" / "charts.py").write_text(textwrap.dedent(CHART))
     for folder in ("configs", "src", "data/images"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     (root / "configs" / "project_config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -183,4 +198,27 @@ def run(settings: Settings, selected: set[str]) -> Section:
         section.details.append(f"**D2** images (files:) → embed (per file) → summary; cold: {cold.calls} functions in "
                                f"{format_seconds(cold.seconds)}; one file added: {added.calls} in "
                                f"{format_seconds(added.seconds)}.")
+    if "D4" in selected:
+        section.rows.append(no_op_row(settings, 20 if settings.quick else 200))
     return section
+
+
+def no_op_row(settings: Settings, chunks: int) -> Row:
+    """D4: a no-op run with a chart over every chunk's node, growing split vs ``size:``."""
+    roots = []
+    for name, split in (("growing", {"rows_per_partition": 100}), ("size", {"size": chunks})):
+        root = write_project(fresh_dir(settings.workdir / f"datums-noop-{name}"), split, chart=True)
+        write_rows(root, 0, 100 * chunks)
+        run_timed([EXPOPS_SMK, "generate", "."], root)
+        snakemake(root)
+        roots.append(root)
+    times: dict[Path, list[float]] = {root: [] for root in roots}
+    for _ in range(settings.runs(minimum=5)):
+        for root in roots:  # interleaved: ours, baseline, ours, baseline, ...
+            outcome = snakemake(root)
+            assert outcome.calls == 0, f"{root.name}: a no-op run executed {outcome.calls} functions"
+            times[root].append(outcome.seconds)
+    growing, sized = (median(times[root]) for root in roots)
+    return Row("D4", f"no-op snakemake, {chunks} chunks (rows_per_partition) and a chart over every chunk's node, "
+               f"vs size: {chunks} (medians; growing {spread(times[roots[0]])}, size {spread(times[roots[1]])})",
+               format_seconds(growing), format_seconds(sized), growing / sized)

@@ -130,36 +130,6 @@ def test_generated_rules_enumerate_the_partitions_after_the_checkpoint(tmp_path:
     assert "'# fanout: data_name=path files=data/img\\n'" in rules
 
 
-CHART_CONFIG = """\
-scripts: {main: src/model.py, reporting: src/charts.py}
-experiment:
-  pipeline:
-    process_adjlist: |
-      split train
-      train agg
-    processes:
-      - {name: split, data_parallelism: {rows_per_partition: 2}}
-      - name: train
-      - {name: agg, data_aggregation: true}
-      - name: plot
-        code: reporting.plot
-        probe_paths: {probed: "%s"}
-"""
-
-
-@pytest.mark.parametrize("selector, refused", [("//*[@name='train']", True), ("//*[@name='agg']", False)])
-def test_charts_cannot_probe_inside_a_growing_split(tmp_path: Path, selector: str, refused: bool) -> None:
-    root = write_project(tmp_path / "p", CHART_CONFIG % selector, functions(["split", "train", "agg"]),
-                         script_path="src/model.py",
-                         files={"src/charts.py": "def plot(metrics):\n    return None\n"})
-    if refused:
-        with pytest.raises(ConfigError) as caught:
-            generate_project(root)
-        assert caught.value.field == "probe_paths.probed" and "inside the growing-data split 'split'" in str(caught.value)
-    else:
-        generate_project(root)
-
-
 def test_buckets_are_a_fixed_layer(tmp_path: Path) -> None:
     root = growing({"by": "shop", "buckets": 4}, tmp_path / "p")
     assert [n.label for n in build_graph(load_project(root)).nodes()][1:5] == [f"train P{k}" for k in range(1, 5)]

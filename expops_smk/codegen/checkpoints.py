@@ -23,6 +23,13 @@ never need that, so each split also writes a marker output that nothing reads, a
 deletes the markers before the next invocation builds its DAG: a missing output that no job
 needs does not make the split run again, and a checkpoint with a missing output is not re-checked
 (``checkpoint_markers.forget_markers``).
+
+A growing-data split gets no marker: the jobs below it are listed through
+``checkpoints.<split>.get()``, which succeeds only for a checkpoint whose outputs all exist. With
+a marker deleted, a split that does not run in an invocation would leave every job below it out
+of the DAG (a code change there would never re-run anything). Without one, Snakemake re-checks its
+readers once while building the DAG: they are all it lists below the split before that, so the
+part of the DAG below the split is still built once.
 """
 
 from __future__ import annotations
@@ -50,10 +57,16 @@ def marker_pattern(process: str, wildcards: list[str]) -> str:
 def fanout_ancestors(project: ProjectConfig, graph: Graph, name: str) -> list[str]:
     """The checkpoint processes above ``name`` that are not its direct parents, in config order."""
     parents = project.processes[name].parents
-    return [other for other in _checkpoints_above(project, graph, name) if other not in parents]
+    return [other for other in checkpoints_above(project, graph, name) if other not in parents]
 
 
-def _checkpoints_above(project: ProjectConfig, graph: Graph, name: str) -> list[str]:
+def is_growing(layout: ProcessLayout) -> bool:
+    """True for a growing-data split: a checkpoint whose partitions are known once it ran."""
+    return layout.child_layer is not None and layout.child_layer.dynamic
+
+
+def checkpoints_above(project: ProjectConfig, graph: Graph, name: str) -> list[str]:
+    """Every checkpoint process above ``name``, in config order."""
     seen: set[str] = set()
     stack = list(project.processes[name].parents)
     while stack:
@@ -93,11 +106,14 @@ def chart_checkpoint_inputs(project: ProjectConfig, graph: Graph, locations: Ite
 
     A chart drawing partition 2 then stays out of a run that changed only partition 1. Nodes
     below an aggregation of a split's partitions change whenever one partition does, so the
-    chart needs nothing more for them.
+    chart needs nothing more for them. A growing-data split has no manifest of its own per
+    partition: the chart reads its partition list instead (``codegen.chart_rules``).
     """
     paths: dict[str, None] = {}
     for location in locations:
-        for split in _checkpoints_above(project, graph, location.process):
+        for split in checkpoints_above(project, graph, location.process):
+            if is_growing(graph.layouts[split]):
+                continue
             folder = _branch_folder(graph.layouts[split], graph.layouts[location.process], location)
             if folder is not None:
                 paths[f"{folder.results_dir}/{MANIFEST}"] = None

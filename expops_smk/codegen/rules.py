@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from string import Template
 
-from expops_smk.codegen.checkpoints import checkpoint_inputs, is_checkpoint, marker_pattern
+from expops_smk.codegen.checkpoints import checkpoint_inputs, is_checkpoint, is_growing, marker_pattern
 from expops_smk.codegen.command_comments import comment_literal, shell_block
 from expops_smk.codegen.directives import job_command, rule_directives
 from expops_smk.codegen.environments import rule_conda_file, rule_python
@@ -62,7 +62,7 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
     wildcards = wildcards_of(node_stack)
     output = f"{INDENT}{output_pattern(layout)},"
     after = ""
-    if is_checkpoint(layout):
+    if is_checkpoint(layout) and not is_growing(layout):
         output += f'\n{INDENT}ran="{marker_pattern(spec.name, wildcards)}",  # see the Snakefile'
         after = " && touch {output.ran:q}"
     # "--seed=-2-7", not "--seed -2-7": argparse would take a value starting with '-' for an option.

@@ -90,6 +90,7 @@ def plan_to_json(project: ProjectConfig, charts: Mapping[str, ResolvedChart]) ->
             "probes": [{"key": probe.key, "source": probe.source, "process": probe.process,
                         "partition": list(probe.partition), "seed": list(probe.seed), "step": probe.step}
                        for probe in chart.probes],
+            "growing": list(chart.growing),
         } for chart in charts.values()],
     }
     return json.dumps(payload, indent=1, sort_keys=True, default=str) + "\n"
@@ -175,7 +176,7 @@ def _charts_from_json(items: list[dict[str, Any]], root: Path) -> dict[str, Reso
                          environment=item.get("environment"))
         probes = tuple(Probe(p["key"], p["source"], p["process"], tuple(p["partition"]), tuple(p["seed"]), p["step"])
                        for p in item["probes"])
-        charts[spec.name] = ResolvedChart(spec, probes)
+        charts[spec.name] = ResolvedChart(spec, probes, tuple(item.get("growing", ())))
     return charts
 
 

@@ -20,6 +20,11 @@ Chart code written for ExpOps runs unchanged, so three things follow ExpOps:
 Selectors are resolved when the project is validated (a selector matching nothing is a config error
 naming ``probe_paths.<key>``), so the generated rule lists the probed nodes' manifests as literal
 inputs and the chart job reads the resolved probes from the plan without building any tree.
+
+Inside a growing-data split the partitions exist only once the split ran, so there validation
+resolves over one stand-in partition and the chart is *growing*: its rule reads the split's
+partition list and gets the nodes from ``current_locations`` once the split ran, and its job
+resolves the selectors again over the partitions that exist (``current_probes``).
 """
 
 from __future__ import annotations
@@ -69,10 +74,15 @@ class Probe:
 
 @dataclass(frozen=True)
 class ResolvedChart:
-    """A chart whose selectors were resolved: its spec and its probes, in ``metrics`` order."""
+    """A chart whose selectors were resolved: its spec and its probes, in ``metrics`` order.
+
+    ``growing`` names the growing-data splits whose partitions the probes depend on: then
+    ``probes`` were resolved over a stand-in partition and only validate the selectors.
+    """
 
     spec: ChartSpec
     probes: tuple[Probe, ...]
+    growing: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -86,31 +96,69 @@ def resolve_charts(graph: Graph) -> dict[str, ResolvedChart]:
     if not project.charts:
         return {}
     # A growing-data split's partitions exist only at run time: resolve over one stand-in partition
-    # (not the ones on disk, which would make the plan depend on the last run), and refuse probes there.
-    growing = {name for name, spec in project.processes.items() if spec.data_split and spec.data_split.dynamic}
+    # (not the ones on disk, which would make the plan depend on the last run).
+    growing = [name for name, spec in project.processes.items() if spec.data_split and spec.data_split.dynamic]
     if growing:
         graph = Graph(project, {name: (1,) for name in growing})
     tree = ProbeTree(graph)
     charts: dict[str, ResolvedChart] = {}
     for name, spec in project.charts.items():
         try:
-            probes = resolve_probes(tree, spec.selectors)
-            _refuse_growing(graph, probes)
+            probes, deferred = _stand_in_probes(tree, spec.selectors, bool(growing))
+            splits = growing if deferred else _growing_splits(graph, probes)
         except ProbeError as exc:
             raise ConfigError(shown_path(project.config_file, project.root), f"probe_paths.{exc.key}", str(exc),
                               name) from None
-        charts[name] = ResolvedChart(spec, probes)
+        charts[name] = ResolvedChart(spec, probes, tuple(splits))
     return charts
 
 
-def _refuse_growing(graph: Graph, probes: tuple[Probe, ...]) -> None:
+def _stand_in_probes(tree: ProbeTree, selectors: Mapping[str, str], growing: bool) -> tuple[tuple[Probe, ...], bool]:
+    """Probes over the validation tree, and whether a selector was left to the run: with growing
+    splits, one naming a partition (``@partition='p7'``) may name one the stand-in lacks, so
+    matching nothing there is no error yet; any other selector that matches nothing is one."""
+    kept = {}
+    for key, selector in selectors.items():
+        try:
+            tree.select(selector)
+        except ValueError as exc:
+            if not (growing and "partition" in selector and "matches no node" in str(exc)):
+                raise ProbeError(key, str(exc)) from None
+        else:
+            kept[key] = selector
+    return resolve_probes(tree, kept), len(kept) < len(selectors)
+
+
+def _growing_splits(graph: Graph, probes: tuple[Probe, ...]) -> list[str]:
+    """The growing-data splits whose layer holds a probed node (nested ones with those around them),
+    in config order, so outer splits come before the splits inside them."""
+    found: set[str] = set()
     for probe in probes:
         layout = graph.layouts[probe.process]
-        dynamic = [layer.owner for layer in (*layout.stack, layout.child_layer) if layer is not None and layer.dynamic]
-        if dynamic:
-            raise ProbeError(probe.source, f"selects '{probe.process}' inside the growing-data split '{dynamic[0]}', "
-                             "whose partitions exist only once it ran; charts cannot probe them yet "
-                             "(probe an aggregation above it)")
+        found.update(layer.owner for layer in (*layout.stack, layout.child_layer) if layer is not None and layer.dynamic)
+    return [name for name in graph.layouts if name in found]
+
+
+def current_probes(graph: Graph, chart: ResolvedChart) -> tuple[Probe, ...]:
+    """The chart's probes over ``graph``'s partitions (those on disk, by default): the plan's for a
+    chart outside growing splits, else the selectors resolved again. Raises ``ProbeError``."""
+    if not chart.growing:
+        return chart.probes
+    return resolve_probes(ProbeTree(graph), chart.spec.selectors)
+
+
+def current_locations(graph: Graph, chart: ResolvedChart) -> list[Node]:
+    """Folders of the nodes a growing chart's selectors match over ``graph``'s partitions, for its
+    rule's inputs; a selector matching nothing adds none (the chart job then says so)."""
+    tree = ProbeTree(graph)
+    found: dict[Node, None] = {}
+    for selector in chart.spec.selectors.values():
+        try:
+            targets = tree.select(selector)
+        except ValueError:
+            continue
+        found.update(dict.fromkeys(graph.output_locations(node)[0] for node, _ in targets))
+    return list(found)
 
 
 def probe_location(graph: Graph, probe: Probe) -> Node:

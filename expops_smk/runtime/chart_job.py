@@ -1,7 +1,8 @@
 """The chart job: ``python -m expops_smk.runtime.chart_job CHART --log L`` draws one chart.
 
 A chart returns nothing and no process consumes it; it draws the metrics of the nodes its probes
-picked (resolved when the project was validated, read here from the plan), once they exist, and
+picked (resolved when the project was validated, read here from the plan; inside growing-data
+splits, resolved here over the partitions that exist), once they exist, and
 writes PNGs into ``results/charts/<name>/``. Chart code written for ExpOps runs unchanged: it gets
 ``metrics`` keyed as ExpOps keys them (see ``expops_smk.graph.probes``) and a ``ChartContext``, and
 each entry's value is ``{metric: {"<step>": float, ...}}`` for numbers and the latest value for
@@ -25,7 +26,7 @@ from typing import Any, Callable, Mapping, TextIO
 from expops_smk.errors import ExpopsError
 from expops_smk.graph.expansion import Graph
 from expops_smk.graph.plan import read_plan
-from expops_smk.graph.probes import probe_location, with_process_aliases
+from expops_smk.graph.probes import ProbeError, current_probes, probe_location, with_process_aliases
 from expops_smk.layout import CHART_RECORD, METRICS_FILE, PLAN_FILE, chart_dir
 from expops_smk.runtime.reads import recorder_for, recording
 from expops_smk.runtime.seeding import seed_rngs
@@ -74,8 +75,12 @@ class ChartRun:
             raise ChartError(name, f"not a chart of the plan {PLAN_FILE}; run `expops-smk generate`")
         self.project = plan.project
         self.spec = plan.charts[name].spec
-        self.probes = plan.charts[name].probes
         self.graph = Graph(self.project)
+        try:  # inside growing-data splits: over the partitions their last run produced
+            self.probes = current_probes(self.graph, plan.charts[name])
+        except ProbeError as exc:
+            raise ChartError(name, f"probe '{exc.key}': {exc} in the partitions of "
+                             + ", ".join(f"'{split}'" for split in plan.charts[name].growing)) from None
         self.output_dir = root / chart_dir(name)
 
     def say(self, message: str) -> None:
