@@ -65,11 +65,12 @@ def test_a_chart_inside_a_growing_split_lists_its_nodes_once_the_split_ran(
     if growing:
         assert plan["charts"][0]["growing"] == ["split"]
         assert ('        ancient("results/split/_partitions.json"),\n'
-                '        lambda wildcards: probed_manifests("plot", checkpoints),\n    output:') in rules
+                '        lambda wildcards: probed_manifests("plot", checkpoints),\n'
+                "        reads=chart_reads_marker('plot'),\n    output:") in rules
         assert "from expops_smk.codegen.chart_inputs import probed_manifests" in rules
     else:
         assert plan["charts"][0]["growing"] == []
-        assert 'input:\n        "results/agg/_outputs.json",\n    output:' in rules
+        assert 'input:\n        "results/agg/_outputs.json",\n        reads=chart_reads_marker(\'plot\'),\n    output:' in rules
         assert "probed_manifests" not in rules
 
 
@@ -201,7 +202,8 @@ def test_a_growing_split_inside_another_has_its_lists_from_the_input_function(
     generate_project(root)
     rules = (root / "workflow/rules/charts.smk").read_text()
     assert ('        ancient("results/outer/_partitions.json"),\n'
-            '        lambda wildcards: probed_manifests("plot", checkpoints),\n    output:') in rules
+            '        lambda wildcards: probed_manifests("plot", checkpoints),\n'
+            "        reads=chart_reads_marker('plot'),\n    output:") in rules
     for split, numbers in ((Node("outer"), [1, 2]), (Node("inner", (1,)), [1]), (Node("inner", (2,)), [1, 2])):
         listing = root / partitions_file(split)
         listing.parent.mkdir(parents=True, exist_ok=True)
