@@ -7,13 +7,15 @@ starts without ``site`` and the editable install's import hook, and imports only
 the standard library, costs a third of one that imports ``expops_smk.runtime.launch``, which was
 most of what a restored node cost. When no server takes the job, it ``exec``-s the cold launcher
 (``python -m expops_smk.runtime.launch``: same process, same arguments, and what the client found
-out, so nothing is asked twice), which starts a server when none answered and runs the job itself. ``launch`` imports this module too:
-the protocol, the server's authentication and the relaying of signals and exit status exist once.
+out, so nothing is asked twice), which starts a server when none answered and runs the job itself.
+``launch`` and ``warm_server`` import this module too: the protocol, the server's authentication
+and the relaying of signals and exit status exist once.
 
 So this module imports only the standard library, and nothing of expops-smk: it runs from its copy.
 """
 
 import os
+import stat  # imported by `os` already
 import sys
 
 import _signal  # not `signal`, `socket`, `json`, `pathlib` or `typing`: importing those (enum,
@@ -39,7 +41,6 @@ RELAYED_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQ
 _CLUSTER_JOB_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID")
 _LIMITS = ("RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_STACK", "RLIMIT_CPU")
 _SUN_PATH_BYTES = 107  # sun_path is 108 bytes with its NUL
-_S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, 0o040000, 0o100000  # <sys/stat.h>, as the `stat` module has them
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +119,7 @@ def server_dir() -> str | None:
             info = os.lstat(folder)
         except OSError:
             return None
-        safe = info.st_mode & _S_IFMT == _S_IFDIR and info.st_uid == uid and not info.st_mode & 0o077
+        safe = stat.S_ISDIR(info.st_mode) and info.st_uid == uid and not info.st_mode & 0o077
         return folder if safe else None
     return None
 
@@ -149,7 +150,7 @@ def authenticated(connection: _socket.socket, pid_file: str) -> bool:
     try:
         pid, uid, _ = peer_credentials(connection)
         info = os.lstat(pid_file)
-        if info.st_mode & _S_IFMT != _S_IFREG or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
             return False
         descriptor = os.open(pid_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
