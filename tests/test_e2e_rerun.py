@@ -269,13 +269,15 @@ def test_a_workflow_generated_by_version_0_2_upgrades_itself_without_running_use
     stamp = project.root / ".expops/stamp.json"
     snakefile.write_text(snakefile.read_text()  # the 0.2 import line, and no onstart handler yet
                          .replace("from expops_smk.codegen.prepare import create_environments, export_forced, outer, "
-                                  "prepare", "from expops_smk.workflow import outer, prepare")
-                         .replace("onstart:\n    export_forced(workflow)\n    create_environments(workflow.basedir)\n", ""))
+                                  "prepare, seal_reads", "from expops_smk.workflow import outer, prepare")
+                         .replace("onstart:\n    export_forced(workflow)\n    create_environments(workflow.basedir)\n", "")
+                         .replace("onsuccess:\n    seal_reads(workflow.basedir)\n", "")
+                         .replace("onerror:\n    seal_reads(workflow.basedir)\n", ""))
     rules.write_text(rules.read_text().replace("-S .expops/bin/job.py runtime", "-m expops_smk.launch runtime"))
     stamp.write_text(stamp.read_text().replace(f'"version": "{__version__}"', '"version": "0.2.0"'))
     (project.root / ".expops/generated.json").unlink()  # 0.2 kept no digests of what it generated
     upgraded = project.snakemake()
-    assert "from expops_smk.codegen.prepare import create_environments, export_forced, outer, prepare" in \
+    assert "from expops_smk.codegen.prepare import create_environments, export_forced, outer, prepare, seal_reads" in \
         snakefile.read_text()
     assert "-m expops_smk.launch runtime" not in rules.read_text()
     assert upgraded.calls == [] and upgraded.executed == set(), upgraded.describe()
