@@ -52,9 +52,10 @@ def reads_marker(process: str) -> Callable[[Any], list[str]] | list[str]:
     return marker
 
 
-def chart_reads_marker(chart: str) -> Callable[[Any], list[str]]:
-    """The ``reads=`` input function of chart ``chart``'s rule: its marker, or nothing."""
-    return lambda wildcards: _markers.get(chart_key(chart), [])
+def chart_reads_marker(chart: str) -> list[str]:
+    """The ``reads=`` input of chart ``chart``'s rule: its marker, or nothing (a chart rule has one
+    job and no wildcards, and is read after ``prepare`` refreshed the tokens)."""
+    return _markers.get(chart_key(chart), [])
 
 
 def refresh_tokens(root: Path) -> dict[str, str]:
