@@ -247,6 +247,7 @@ def test_tokens_follow_the_recorded_files_and_hash_each_file_once(root: Path, mo
     assert marker(type("W", (), {"partition": "p2"})()) == [marker_path("work/p2")]
     assert marker(type("W", (), {"partition": "p1"})()) == []  # still the initial token: no extra input
     assert marker(type("W", (), {"partition": "p9"})()) == []
+    assert read_tokens.reads_marker("train") == []  # no job of it moved: a plain empty input, no function
     assert marker_token(root, "work/p2") == "files-read:t2" and marker_token(root, "work/p1") == INITIAL_TOKEN
     (root / "data" / "a.csv").write_text("x\n" + "9" * 1000 + "\n", encoding="utf-8")
     changed = read_tokens.refresh_tokens(root)

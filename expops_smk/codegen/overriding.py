@@ -4,10 +4,10 @@ The generated rules' commands name their parameters in a comment line spelled
 ``parameters_comment("train", '<json>')`` (see ``command_comments``): without an override that is
 the JSON as written, so nothing changes for Snakemake; with one it is the JSON of the overridden
 parameters, so the command text differs and Snakemake re-runs exactly the rules whose parameters
-changed, and again (restoring from the run cache) when the override is removed. The jobs do not see Snakemake's
-``config``, so the override also goes into the environment (local jobs inherit it; cluster jobs
-re-parse the Snakefile with the same ``--config``), and into ``.expops/overrides.json`` for
-``expops-smk status``.
+changed, and again (restoring from the run cache) when the override is removed. The jobs do not
+see Snakemake's ``config``, so the override also goes into the environment (local jobs inherit it;
+cluster jobs re-parse the Snakefile with the same ``--config``), and into
+``.expops/overrides.json`` for ``expops-smk status``.
 """
 
 from __future__ import annotations
