@@ -1,24 +1,42 @@
-"""D1, D2, D3: growing data (issue #19): new data costs only its own work.
+"""D1–D4: growing data (issue #19): new data costs only its own work.
 
 D1 appends 1% rows to a 1M-row table cut into 100 chunks (``rows_per_partition: 10000``) and counts
 the user functions that execute (``calls.log``), against the cold run and against the same project
 with ``size: 100``, where every slice shifts. D2 adds one file to 1,000 (``files:``), against the
-cold run. D3 times a no-op ``snakemake`` of a project with 200 chunks and a chart probing every
-``train`` node, against the same project with ``size: 200`` (interleaved, medians): what listing
-the nodes below a growing split once it ran (``checkpoints.get()``, the chart's input function)
-costs. ``--quick`` uses 20,000 rows / 20 chunks, 20 files and 20 chunks.
+cold run. D3 times what ``expops-smk status`` spends predicting that split's next run (reading
+its input, cutting it and digesting every chunk, nothing written) against the split job's own
+run (read, cut, write 100 partitions), interleaved. D4 times a no-op ``snakemake`` of a project
+with 200 chunks and a chart probing every ``train`` node, against the same project with
+``size: 200`` (interleaved, medians): what listing the nodes below a growing split once it ran
+(``checkpoints.get()``, the chart's input function) costs. ``--quick`` uses 20,000 rows / 20
+chunks, 20 files and 20 chunks.
 """
 
 from __future__ import annotations
 
+import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from common import (EXPOPS_SMK, SNAKEMAKE, Row, Section, Settings, format_seconds, fresh_dir, median, run_timed,
-                    spread)
+from common import (EXPOPS_SMK, PYTHON, SNAKEMAKE, Row, Section, Settings, format_seconds, fresh_dir, interleave,
+                    median, run_timed, spread)
+
+PREDICT = """
+import json, time
+import pandas, pyarrow.parquet  # imported before timing, as in the split job (forked from a warm interpreter)
+from expops_smk.config.project import load_project
+from expops_smk.results.partition_status import growing_split_lines
+from expops_smk.results.status import project_status
+
+states = {item.node: item.state for item in project_status(".")}
+started = time.perf_counter()
+lines = growing_split_lines(load_project("."), states)
+print(json.dumps({"seconds": time.perf_counter() - started, "lines": lines}))
+"""
+"""Times the prediction alone (the status of the other nodes is what status costs without it)."""
 
 SCRIPT = '''
     import pandas as pd
@@ -119,6 +137,20 @@ def rows_scenario(root: Path, split: dict[str, object], total: int) -> tuple[Out
     return cold, snakemake(root)
 
 
+def prediction_seconds(root: Path) -> float:
+    output = run_timed([PYTHON, "-c", PREDICT], root).stdout
+    result = json.loads(output.splitlines()[-1])
+    assert all("next run:" in line for line in result["lines"]), result["lines"]
+    return float(result["seconds"])
+
+
+def split_seconds(root: Path) -> float:
+    """The split job's own time (the _run.json of its partitions), forced to execute: what the prediction
+    stands in for."""
+    run_timed([SNAKEMAKE, "--cores", "2", "--forcerun", "split"], root)
+    return float(json.loads((root / "results" / "split" / "p1" / "_run.json").read_text())["seconds"])
+
+
 def run(settings: Settings, selected: set[str]) -> Section:
     total, chunks, files = (20_000, 20, 20) if settings.quick else (1_000_000, 100, 1_000)
     section = Section()
@@ -139,6 +171,19 @@ def run(settings: Settings, selected: set[str]) -> Section:
             f"{format_seconds(growing_cold.seconds)} (rows_per_partition) and {sized_cold.calls} in "
             f"{format_seconds(sized_cold.seconds)} (size: {chunks}); after appending {total // 100:,} rows: "
             f"{growing.calls} in {format_seconds(growing.seconds)} and {sized.calls} in {format_seconds(sized.seconds)}.")
+    if "D3" in selected:
+        root = write_project(fresh_dir(settings.workdir / "datums-status"), {"rows_per_partition": total // chunks})
+        write_rows(root, 0, total)
+        run_timed([EXPOPS_SMK, "generate", "."], root)
+        snakemake(root)
+        samples = interleave({"predict": lambda: prediction_seconds(root), "split": lambda: split_seconds(root)},
+                             settings.runs(3))
+        section.rows.append(Row("D3", f"status: predicting a rows_per_partition split's next run ({total:,} rows, "
+                                f"{chunks} chunks), vs the split job's own run", format_seconds(median(samples["predict"])),
+                                format_seconds(median(samples["split"])),
+                                median(samples["predict"]) / median(samples["split"])))
+        section.details.append(f"**D3** prediction {spread(samples['predict'])}; split job {spread(samples['split'])} "
+                               "(its _run.json seconds, forced with --forcerun split).")
     if "D2" in selected:
         root = write_project(fresh_dir(settings.workdir / "datums-files"), {"files": "data/images", "data_name": "path"},
                              files)
@@ -153,13 +198,13 @@ def run(settings: Settings, selected: set[str]) -> Section:
         section.details.append(f"**D2** images (files:) → embed (per file) → summary; cold: {cold.calls} functions in "
                                f"{format_seconds(cold.seconds)}; one file added: {added.calls} in "
                                f"{format_seconds(added.seconds)}.")
-    if "D3" in selected:
+    if "D4" in selected:
         section.rows.append(no_op_row(settings, 20 if settings.quick else 200))
     return section
 
 
 def no_op_row(settings: Settings, chunks: int) -> Row:
-    """D3: a no-op run with a chart over every chunk's node, growing split vs ``size:``."""
+    """D4: a no-op run with a chart over every chunk's node, growing split vs ``size:``."""
     roots = []
     for name, split in (("growing", {"rows_per_partition": 100}), ("size", {"size": chunks})):
         root = write_project(fresh_dir(settings.workdir / f"datums-noop-{name}"), split, chart=True)
@@ -174,6 +219,6 @@ def no_op_row(settings: Settings, chunks: int) -> Row:
             assert outcome.calls == 0, f"{root.name}: a no-op run executed {outcome.calls} functions"
             times[root].append(outcome.seconds)
     growing, sized = (median(times[root]) for root in roots)
-    return Row("D3", f"no-op snakemake, {chunks} chunks (rows_per_partition) and a chart over every chunk's node, "
+    return Row("D4", f"no-op snakemake, {chunks} chunks (rows_per_partition) and a chart over every chunk's node, "
                f"vs size: {chunks} (medians; growing {spread(times[roots[0]])}, size {spread(times[roots[1]])})",
                format_seconds(growing), format_seconds(sized), growing / sized)

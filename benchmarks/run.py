@@ -27,7 +27,7 @@ from common import MEMORY_LIMIT, REPO, Row, Section, Settings, machine_descripti
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 MARKER = "<!-- everything below this line is kept when run.py rewrites the file -->"
 DEFAULT_EXPOPS_PYTHON = Path("/work/expops-venv/bin/python")
-BENCHMARKS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "C1", "M1", "E1", "E2", "D1", "D2", "D3")
+BENCHMARKS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "C1", "M1", "E1", "E2", "D1", "D2", "D3", "D4")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -47,7 +47,7 @@ def suites(selected: set[str]) -> list[tuple[str, str]]:
     """(module, ids) in running order; cheap data benchmarks last so a failure early is seen early."""
     plan = [("bench_jobs", {"P1", "P2", "P3"}), ("bench_incremental", {"P5", "C1"}), ("bench_reads", {"P5"}),
             ("bench_scale", {"P9", "P10", "P11"}), ("bench_example", {"P4", "P8"}), ("bench_data", {"P6", "P7"}),
-            ("bench_split_memory", {"M1"}), ("bench_envs", {"E1", "E2"}), ("bench_datums", {"D1", "D2", "D3"})]
+            ("bench_split_memory", {"M1"}), ("bench_envs", {"E1", "E2"}), ("bench_datums", {"D1", "D2", "D3", "D4"})]
     return [(module, ",".join(sorted(ids & selected))) for module, ids in plan if ids & selected]
 
 

@@ -193,7 +193,7 @@ def status(project: Path, changed_only: bool) -> None:
     for item in statuses:
         if not (changed_only and item.state == UP_TO_DATE):
             click.echo(item.line())
-    for line in growing_split_lines(load_project(project)):
+    for line in growing_split_lines(load_project(project), {item.node: item.state for item in statuses}):
         click.echo(line)
     counts: dict[str, int] = {}
     for item in statuses:

@@ -113,3 +113,21 @@ def test_branch_expand_takes_each_branch_partitions(tmp_path: Path) -> None:
         "w/p1-p1", "w/p1-p2"]
     assert branch_expand("w/p{d1}-p{d2}/s{s1}", d1=[1, 2], d2=branch_numbers(Checkpoint(), data=1, seeds=1),
                          s1=[5]) == ["w/p1-p3/s5", "w/p2-p4/s5", "w/p2-p6/s5"]
+
+
+def test_a_growing_split_inside_another_growing_split(tmp_path: Path) -> None:
+    root = nested(tmp_path / "p", {"data_parallelism": {"by": "g"}},
+                  {"name": "total", "depends_on": ["agg"], "data_aggregation": True})
+    record(root, Node("outer"), [5, 9])
+    record(root, Node("split", (5,)), [1, 2])
+    record(root, Node("split", (9,)), [1])
+    graph = build_graph(load_project(root))
+    assert [n.label for n in graph.nodes() if n.process == "work"] == ["work P5-P1", "work P5-P2", "work P9-P1"]
+    assert [i.location.partition for i in graph.inputs(graph.node("total"))] == [(5,), (9,)]
+    generate_project(root)
+    rules = (root / "workflow/rules/processes.smk").read_text()
+    total = rules[rules.index("rule total:"):]
+    # No early-cutoff edge to a branch of 'split' for 'total': which outer partitions exist is known
+    # only after 'outer' ran (the edge would name a file no job makes).
+    assert "results/split/" not in total[:total.index("output:")]
+    assert "checkpoints.outer.get()" in total

@@ -98,6 +98,9 @@ def test_growing_one_outer_branch_runs_only_its_new_chunks(tmp_path: Path) -> No
 
     with open(root / "data/raw.csv", "a", encoding="utf-8") as handle:
         handle.write(rows(21, 21))  # bucket 1 only: opens its chunk 5
+    status = project.command([EXPOPS_SMK, "status", "."]).stdout
+    assert ("split P1 (rows_per_partition=3): last run: 4 new (p1 rows 0-2, p2 rows 3-5, p3 rows 6-8, p4 rows 9-11); "
+            "cannot predict the next run: upstream part will run first") in status
     dry = project.dry_run()
     assert "checkpoint jobs" in dry.output and dry.calls == []
     grown = project.snakemake()
@@ -115,6 +118,9 @@ def test_growing_one_outer_branch_runs_only_its_new_chunks(tmp_path: Path) -> No
     assert "work P1-P5" in set(metrics(root)["label"]) and "p1-p5" in project.command(
         [EXPOPS_SMK, "graph", ".", "--format", "json"]).stdout
     assert project.snakemake().nothing_to_do
+    status = project.command([EXPOPS_SMK, "status", "."]).stdout
+    assert "split P1 (rows_per_partition=3): next run: 5 unchanged" in status
+    assert "split P2 (rows_per_partition=3): next run: 4 unchanged" in status
 
     # The same data run fresh: the same ids, hence the same seeds and the same results.
     fresh_root = tmp_path / "fresh"
@@ -206,7 +212,9 @@ def test_by_split_inside_a_seed_fan_out_has_partitions_per_seed(tmp_path: Path) 
     assert sorted(grown.calls) == ["fit east 2", "load", "note", "pick 1", "pick 2", "report", "shops"]
     assert project.value("report", "total") == (1 + 3) + 2 * (1 + 2 + 3 + 4 + 10)
     status = project.command([EXPOPS_SMK, "status", "."]).stdout
-    assert f"pick S2 (by=shop): last run: 1 changed (p{key_number('east')} shop=east); 3 unchanged" in status
+    assert (f"pick S2 (by=shop): last run: 1 changed (p{key_number('east')} shop=east); 3 unchanged; cannot predict "
+            "the next run: its code: function pick() makes what it cuts, when the split runs") in status
+    assert "pick S1 (by=shop): last run: 2 unchanged" in status
     assert project.snakemake().nothing_to_do
 
 
@@ -219,7 +227,7 @@ experiment:
       split work
       work agg
     processes:
-      - {name: split, data_parallelism: {rows_per_partition: 2}}
+      - {name: split, data_parallelism: %s}
       - name: work
       - {name: agg, data_aggregation: true}
 """
@@ -236,11 +244,22 @@ def agg(n):
 '''
 
 
-def test_a_source_split_without_code_cuts_the_data_file(tmp_path: Path) -> None:
-    project = Project(write_project(tmp_path / "source", SOURCE_CONFIG, SOURCE_MAIN, script_path="src/main.py",
-                                    files={"data/raw.csv": "id\n1\n2\n3\n"}))
-    assert sorted(project.run().calls) == ["agg", "work 1", "work 3"]
+@pytest.mark.parametrize("mode", ["rows", "by"])
+def test_a_source_split_cuts_the_data_file_and_status_predicts_its_next_run(tmp_path: Path, mode: str) -> None:
+    """Without code, a source split cuts data.path; status cuts the current file the same way."""
+    split = "{rows_per_partition: 2}" if mode == "rows" else "{by: shop}"
+    project = Project(write_project(tmp_path / "source", SOURCE_CONFIG % split, SOURCE_MAIN,
+                                    script_path="src/main.py", files={"data/raw.csv": "id,shop\n1,a\n2,b\n3,a\n"}))
+    assert sorted(project.run().calls) == (["agg", "work 1", "work 3"] if mode == "rows" else ["agg", "work 1", "work 2"])
     with open(project.root / "data/raw.csv", "a", encoding="utf-8") as handle:
-        handle.write("4\n5\n")
-    assert sorted(project.snakemake().calls) == ["agg", "work 3", "work 5"]
+        handle.write("4,b\n5,c\n")
+    status = project.command([EXPOPS_SMK, "status", "."]).stdout
+    if mode == "rows":
+        assert "split (rows_per_partition=2): next run: 1 new (p3 rows 4-4); 1 changed (p2 rows 2-3); 1 unchanged" in status
+    else:
+        assert (f"split (by=shop): next run: 1 new (p{key_number('c')} shop=c); "
+                f"1 changed (p{key_number('b')} shop=b); 1 unchanged") in status
+    assert sorted(project.snakemake().calls) == (["agg", "work 3", "work 5"] if mode == "rows"
+                                                 else ["agg", "work 2", "work 5"])
     assert project.value("agg", "total") == 15
+    assert "next run: 3 unchanged" in project.command([EXPOPS_SMK, "status", "."]).stdout

@@ -1,4 +1,5 @@
-"""A slice of a table hashes like the same rows read back from Parquet.
+"""A slice of a table hashes like the same rows read back from Parquet, and ``value_digest`` (what
+``status`` predicts with) gives the digest writing records.
 
 Partitions are slices (views) of the split's frame: pandas slices turned into Arrow, and Arrow
 slices, keep their parent's whole buffers. The digest once hashed the variable-length buffers as
@@ -10,6 +11,7 @@ then "changed").
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -17,7 +19,9 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from expops_smk.store.artifact_store import Store
 from expops_smk.store.table_digest import table_digest
+from expops_smk.store.value_digest import value_digest
 
 
 def round_trip(table: pa.Table) -> pa.Table:
@@ -61,3 +65,13 @@ def test_rows_after_a_slice_do_not_change_its_digest() -> None:
 
     assert digests(20) == digests(21)
     assert table_digest(pa.Table.from_pandas(frame(9).iloc[0:3])) != table_digest(pa.Table.from_pandas(frame(9).iloc[1:4]))
+
+
+def test_the_predicted_digest_is_the_one_writing_records(tmp_path: Path) -> None:
+    """``expops-smk status`` predicts partitions by ``value_digest``; it must match ``write_value``."""
+    store = Store(tmp_path)
+    whole = frame(30)
+    values = [whole.iloc[3:9], whole.iloc[0:0], pa.Table.from_pandas(whole, preserve_index=False).slice(4, 7),
+              [(1, "a"), (2, "b")], {"nested": [1.5, None]}, whole[["c"]].iloc[::2]]
+    for index, value in enumerate(values):
+        assert value_digest(value) == store.write_value(tmp_path / f"n{index}", "v", value).digest, index

@@ -1,19 +1,22 @@
 """``expops-smk status`` for growing-data splits: which partitions are new, changed or unchanged.
 
-What a ``rows_per_partition`` or ``by`` split will produce is known only once it has cut the new
-data, so status reports what its last run found (recorded in ``_partitions.json`` against the run
-before) and says that the next run decides. A ``files:`` split is predicted: the current files'
-content digests are compared with those its partitions were made from.
+What the next run will find is predicted: for ``files:`` the current files' content digests are
+compared with those its partitions were made from; for ``rows_per_partition`` and ``by`` the split's
+current input is cut and digested (results/partition_prediction.py). Where that input is not yet
+known (an upstream will run first, a ``code:`` function makes it), status reports what the last
+run found (recorded in ``_partitions.json`` against the run before) and why it cannot predict.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Mapping
 
 from expops_smk.config.model import DataSplit, ProjectConfig
-from expops_smk.graph.expansion import build_graph
+from expops_smk.graph.expansion import Graph, build_graph
 from expops_smk.graph.nodes import Node
+from expops_smk.results.partition_prediction import CannotPredict, predict_partitions
 from expops_smk.graph.partitions import Partition, read_partitions, read_removed
 from expops_smk.store.hashing import hash_file
 from expops_smk.store.sources import source_files
@@ -21,9 +24,9 @@ from expops_smk.store.sources import source_files
 _SHOWN = 5  # partitions named per kind of change; the rest are counted
 
 
-def growing_split_lines(project: ProjectConfig) -> list[str]:
+def growing_split_lines(project: ProjectConfig, states: Mapping[Node, str]) -> list[str]:
     """One line per growing-data split node (none for a project without one): a split nested in
-    other fan-outs has one per branch of them."""
+    other fan-outs has one per branch of them. ``states`` is each node's status state."""
     graph = build_graph(project)
     lines = []
     for layout in graph.layouts.values():
@@ -31,11 +34,11 @@ def growing_split_lines(project: ProjectConfig) -> list[str]:
         if split is None or not split.dynamic:
             continue
         for node in layout.nodes():
-            lines.append(f"{node.label} ({split.describe()}): {_split_line(project, node)}")
+            lines.append(f"{node.label} ({split.describe()}): {_split_line(project, graph, node, states)}")
     return lines
 
 
-def _split_line(project: ProjectConfig, node: Node) -> str:
+def _split_line(project: ProjectConfig, graph: Graph, node: Node, states: Mapping[Node, str]) -> str:
     root = project.root
     split = project.processes[node.process].data_split
     assert split is not None
@@ -44,7 +47,11 @@ def _split_line(project: ProjectConfig, node: Node) -> str:
         return "not split yet; its partitions are decided when it runs"
     if split.files is not None:
         return f"next run: {_predicted_files(root, split, recorded)}"
-    return f"last run: {_last_run(recorded, read_removed(root, node))}; new data is cut when the split runs"
+    try:
+        return f"next run: {_summary(predict_partitions(project, graph, node, recorded, states))}"
+    except CannotPredict as exc:
+        return (f"last run: {_last_run(recorded, read_removed(root, node))}; "
+                f"cannot predict the next run: {exc}")
 
 
 def _last_run(recorded: list[Partition], removed: list[Partition]) -> str:

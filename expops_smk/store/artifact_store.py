@@ -35,12 +35,12 @@ from expops_smk.layout import MANIFEST, STORE_DIR
 from expops_smk.store.artifacts import (ARTIFACT_SUFFIXES, EXTENSIONS, FORMAT_ARROW, FORMAT_PARQUET, FORMAT_PICKLE,
                                         RECORD_FORMAT, Artifact, TamperedArtifactError, check_key, check_name,
                                         parse_artifacts)
-from expops_smk.store.exactness import parquet_exact
 from expops_smk.store.files import (atomic_write, confined_in_project, copy_file, hash_or_none, link_into,
                                     read_only_mode, remove_recorded, tmp_name)
 from expops_smk.store.hashing import HASH_ALGORITHM, HashingWriter, hash_bytes, hash_file, hash_handle
 from expops_smk.store.table_reading import read_table
 from expops_smk.store.table_digest import table_digest
+from expops_smk.store.value_digest import stored_table
 
 PARQUET_WRITE_OPTIONS: Mapping[str, Any] = {"dictionary_pagesize_limit": 64 * 1024}
 """pyarrow's defaults except the dictionary size at which the writer gives up dictionary-encoding a
@@ -92,29 +92,12 @@ class Store:
         return Artifact(key, key + ext, fmt, digest, object_hash, size)
 
     def _write_table(self, value: Any) -> tuple[Path, str, str, str] | None:
-        """Write a DataFrame/Table as Parquet; None when the value is not one or Arrow refuses it.
-
-        pandas/pyarrow are looked up in ``sys.modules``: a value can only be a DataFrame if pandas
-        is already imported, so pickle-only nodes never import them.
-        """
-        pandas = sys.modules.get("pandas")
-        arrow = sys.modules.get("pyarrow")
-        if pandas is not None and isinstance(value, pandas.DataFrame):
-            if not parquet_exact(value):
-                return None
-            import pyarrow as pa
-
-            try:
-                # Serial: pyarrow would start a thread pool per call, which costs more than the
-                # (mostly zero-copy) conversion of a partition, and a job gets one core by default.
-                table = pa.Table.from_pandas(value, preserve_index=None, nthreads=1)
-            except (pa.ArrowException, ValueError, TypeError):
-                return None
-            fmt = FORMAT_PARQUET
-        elif arrow is not None and isinstance(value, arrow.Table):
-            table, fmt = value, FORMAT_ARROW
-        else:
+        """Write a DataFrame/Table as Parquet; None when the value is not one or Arrow refuses it
+        (``value_digest.stored_table`` decides)."""
+        stored = stored_table(value)
+        if stored is None:
             return None
+        table, fmt = stored
         import pyarrow as pa
         import pyarrow.parquet as pq
 

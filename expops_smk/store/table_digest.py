@@ -130,7 +130,7 @@ class _ColumnPlan:
 
         if self.cast:
             array = array.cast(self.field.type)
-        array = _compact(array)
+        array = _compact(array, fixed_width=self.zero is not None and not pa.types.is_dictionary(array.type))
         if self.zero is None:
             return [array]
         mask = pc.is_null(array)
@@ -145,17 +145,20 @@ class _ColumnPlan:
         return [filled, mask]
 
 
-def _compact(array: pyarrow.Array) -> pyarrow.Array:
+def _compact(array: pyarrow.Array, fixed_width: bool) -> pyarrow.Array:
     """``array`` with buffers holding its own rows only, as a Parquet round trip gives it back.
 
     A slice (a partition of the split's table, a pandas slice turned into Arrow) keeps its
-    parent's whole buffers, and the IPC stream writes a buffer as it is when the slice starts at
-    row 0: the bytes of the rows after it would be hashed too. An array whose buffers are exactly
-    its size is used as it is; any other is copied (``concat_arrays`` of one array).
+    parent's whole buffers. The IPC stream cuts a fixed-width slice that starts past row 0 to its
+    rows, but writes one starting at row 0 with its buffers as they are, and variable-length and
+    nested values (strings, lists) and a dictionary as they are wherever the slice starts: the
+    bytes of rows outside the slice would be hashed too. Those arrays are copied (``concat_arrays`` of one
+    array); an array whose buffers are exactly its size is used as it is.
     """
     import pyarrow as pa
 
-    if array.offset == 0 and array.get_total_buffer_size() == array.nbytes:
+    exact = array.get_total_buffer_size() <= array.nbytes
+    if exact and array.offset == 0 or fixed_width and array.offset != 0:
         return array
     return pa.concat_arrays([array])
 
