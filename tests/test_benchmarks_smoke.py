@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-IDS = sorted([f"P{i}" for i in range(1, 12)] + ["C1", "M1", "E1", "E2", "D1", "D2", "D3"])
+IDS = sorted([f"P{i}" for i in range(1, 12)] + ["C1", "M1", "E1", "E2", "D1", "D2", "D3", "D4"])
 ROW = re.compile(r"^\| ([A-Z]\d+) \| (.+?) \| (.+?) \| (.+?) \| (\S+) \| (.+?) \| (\S+) \|$")
 
 
