@@ -86,11 +86,23 @@ def checkpoint_inputs(project: ProjectConfig, graph: Graph, layout: ProcessLayou
     do: its first partition (see ``first_partition_pattern``; an ``expand()`` over 1,000
     partitions per job made ``snakemake -n`` of 11k nodes 1.46x slower). A node outside the
     branches of a nested growing split gets no edge to it when its first branch is not known before
-    the run (the edge only saves a restore).
+    the run (the edge only saves a restore). A node inside a growing split below another split
+    also reads its own branch's list (``listed_splits``).
     """
-    patterns = (first_partition_pattern(graph.layouts[ancestor], layout.stack)
-                for ancestor in fanout_ancestors(project, graph, layout.name))
+    splits = [*fanout_ancestors(project, graph, layout.name), *listed_splits(layout)]
+    patterns = (first_partition_pattern(graph.layouts[split], layout.stack) for split in dict.fromkeys(splits))
     return [ancient(pattern) for pattern in patterns if pattern is not None]
+
+
+def listed_splits(layout: ProcessLayout) -> list[str]:
+    """The growing splits below other data splits whose partitions ``layout``'s nodes lie in.
+
+    Their partitions are listed from disk (``datum_inputs.split_list``), so a node of them is in
+    the DAG before its split job ran in this invocation: the edge to its own branch's list makes it
+    wait for that job (a code change would otherwise run it on the rows the split is re-cutting),
+    and makes Snakemake look at it again once the job ran.
+    """
+    return [layer.owner for layer in layout.stack if layer.dynamic and layer.below_split]
 
 
 def ancient(expression: str) -> str:
