@@ -21,6 +21,16 @@ from test_e2e_datums_nested import BUCKETS_CONFIG, BUCKETS_MAIN, rows
 
 pytestmark = pytest.mark.e2e
 
+# A final process inside the inner layer: `rule all` lists its nodes (branch_expand).
+NOTED_CONFIG = BUCKETS_CONFIG.replace("      work agg\n", "      work agg\n      work note\n").replace(
+    "      - name: work\n", "      - name: work\n      - name: note\n")
+NOTED_MAIN = BUCKETS_MAIN + '''
+
+def note(s):
+    called("note")
+    return {"line": f"s={s}"}
+'''
+
 WORK_LINE = '"s": int(data["x"].sum()),'
 WORK_EDITED = '"s": int(data["x"].sum()) * 2,'
 
@@ -41,14 +51,17 @@ def works(calls: list[str]) -> list[str]:
 def test_code_change_and_one_bucket_growing_run_every_chain_in_one_invocation(tmp_path: Path) -> None:
     """by-buckets around rows chunks: bucket 1's split job drops out (its rows did not change), yet
     its `work` nodes (code changed) run in the same invocation, and `total` runs once, on them."""
-    project = Project(write_project(tmp_path / "p", BUCKETS_CONFIG, BUCKETS_MAIN, script_path="src/main.py",
+    assert "      work note\n" in NOTED_CONFIG and "- name: note" in NOTED_CONFIG
+    project = Project(write_project(tmp_path / "p", NOTED_CONFIG, NOTED_MAIN, script_path="src/main.py",
                                     files={"data/raw.csv": "id,g,x\n" + rows(1, 20)}))
-    project.run()
+    assert project.run().calls.count("note") == 7
     edit_work(project)
     append(project, rows(22, 22))  # bucket 2: completes its chunk 3 (17 20 22)
     grown = project.run()
     assert works(grown.calls) == sorted(f"work {i}" for i in (1, 6, 11, 16, 2, 10, 17))
     assert grown.calls.count("total") == 1 and grown.calls.count("agg") == 2
+    assert grown.calls.count("note") == 7  # every `s` doubled: `rule all` listed bucket 1's notes too
+    assert project.value("note", "line", "p1-p1") == f"s={2 * (1 + 3 + 4)}"
     ids = [i for i in range(1, 23) if i != 21]
     assert project.value("total", "all") == 2 * sum(ids)
     assert project.snakemake().nothing_to_do
