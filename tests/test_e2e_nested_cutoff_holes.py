@@ -102,3 +102,46 @@ def test_nodes_below_an_inner_growing_split_wait_for_its_re_cut(tmp_path: Path) 
     ids = [i for i in range(1, 23) if i != 21]
     assert project.value("total", "all") == 2 * sum(ids)
     assert project.snakemake().nothing_to_do
+
+
+GATHERED_CONFIG = """\
+scripts: {main: src/main.py}
+data: {path: data/raw.csv}
+experiment:
+  pipeline:
+    process_adjlist: |
+      load part
+      part pw
+      pw gather
+      gather split
+      split work
+    processes:
+      - name: load
+      - {name: part, data_parallelism: {size: 2}}
+      - name: pw
+      - {name: gather, data_aggregation: true}
+      - {name: split, data_parallelism: {rows_per_partition: 3}}
+      - name: work
+"""
+
+GATHERED_MAIN = BUCKETS_MAIN + '''
+
+def pw(data):
+    return {"rows": data}
+
+
+def gather(rows):
+    return {"data": pd.concat([rows[key] for key in sorted(rows)])}
+'''
+
+
+def test_rule_all_lists_the_new_partitions_of_a_split_below_an_aggregated_split(tmp_path: Path) -> None:
+    """A growing split below an aggregation of a `size:` split (no fan-out around it, still below a
+    checkpoint): `rule all` lists its final nodes from disk and waits for it, so the chunk the new rows
+    open runs in the invocation that added them."""
+    project = Project(write_project(tmp_path / "p", GATHERED_CONFIG, GATHERED_MAIN, script_path="src/main.py",
+                                    files={"data/raw.csv": "id,g,x\n" + rows(1, 6)}))
+    assert works(project.run().calls) == ["work 1", "work 4"]
+    append(project, rows(7, 7))
+    assert works(project.snakemake().calls) == ["work 7"]
+    assert project.snakemake().nothing_to_do

@@ -105,6 +105,15 @@ def listed_splits(layout: ProcessLayout) -> list[str]:
     return [layer.owner for layer in layout.stack if layer.dynamic and layer.below_split]
 
 
+def target_lists(graph: Graph, layout: ProcessLayout) -> list[str]:
+    """The lists `rule all` reads (``ancient``) for the final nodes of ``layout`` inside a listed split
+    that no fan-out surrounds: it lists them from disk, and only the edge makes it wait for the split
+    job and look again after (``branch_expand`` adds the lists of the splits nested in fan-outs)."""
+    splits = [split for split in listed_splits(layout) if not graph.layouts[split].stack]
+    patterns = (first_partition_pattern(graph.layouts[split], ()) for split in splits)
+    return [ancient(pattern) for pattern in patterns if pattern is not None]
+
+
 def ancient(expression: str) -> str:
     """``ancient(...)`` around an input expression (inside it, for an input function)."""
     function = "lambda wildcards: "

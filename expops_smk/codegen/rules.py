@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from string import Template
 
-from expops_smk.codegen.checkpoints import checkpoint_inputs, is_checkpoint, is_growing, marker_pattern
+from expops_smk.codegen.checkpoints import checkpoint_inputs, is_checkpoint, is_growing, marker_pattern, target_lists
 from expops_smk.codegen.command_comments import comment_literal, shell_block
 from expops_smk.codegen.directives import job_command, rule_directives
 from expops_smk.codegen.environments import rule_conda_file, rule_python
@@ -33,10 +33,12 @@ def render_rules(project: ProjectConfig, graph: Graph, header: dict[str, str]) -
     rule_template = template("rule.smk.tmpl")
     rules = [render_rule(project, graph, layout, rule_template) for layout in graph.layouts.values()]
     children = project.children()
-    targets = [
-        f"    {all_locations(graph.layouts[name])},"
-        for name in project.processes if not children[name]
-    ]
+    finals = [graph.layouts[name] for name in project.processes if not children[name]]
+    targets = [f"    {all_locations(layout)}," for layout in finals]
+    lists = dict.fromkeys(f"    {expression}," for layout in finals for expression in target_lists(graph, layout))
+    if lists:
+        targets.append("    # Lists of growing splits read from disk: `rule all` waits for their jobs and looks again after.")
+        targets += list(lists)
     return template("processes.smk.tmpl").substitute(
         header, targets="\n".join(targets), rules="\n\n".join(rules)).rstrip() + "\n"
 
