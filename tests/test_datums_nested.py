@@ -146,6 +146,9 @@ def test_below_another_data_split_the_partitions_are_listed_from_disk(tmp_path: 
     assert ('lambda wildcards: ancient(expand("results/split/{partition}/_partitions.json", '
             "partition=outer(wildcards.partition, 1)))") in work
     assert ("d2=listed_numbers(checkpoints.split, partition=wildcards.partition))") in rules
+    # Its own partition's manifest only while the list has it (a removed key's node then leaves the run).
+    assert ('split=lambda wildcards: listed_manifest(checkpoints.split, "results/split/{partition}/_outputs.json", '
+            "wildcards, data=1, seeds=0),") in work
     assert "checkpoints.split.get(" not in rules
     assert ('branch_expand("results/note/p{d1}-p{d2}/_outputs.json", d1=range(1, 3), '
             "d2=branch_numbers(checkpoints.split, data=1, seeds=0, below_split=True))") in rules

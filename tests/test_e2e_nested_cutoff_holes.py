@@ -145,3 +145,24 @@ def test_rule_all_lists_the_new_partitions_of_a_split_below_an_aggregated_split(
     append(project, rows(7, 7))
     assert works(project.snakemake().calls) == ["work 7"]
     assert project.snakemake().nothing_to_do
+
+
+KEYS_CONFIG = BUCKETS_CONFIG.replace("{rows_per_partition: 3}", "{by: k}")
+
+
+def test_a_key_removed_in_the_run_of_a_code_change_leaves_no_job_behind(tmp_path: Path) -> None:
+    """The nodes of an inner `by` split are listed from its list on disk before it runs: one whose key
+    the run removes (its `work` due to the code change) leaves the run once the split ran."""
+    def data(moved: bool) -> str:  # bucket 1 (g): y 1 | z 3 5; bucket 2 (a): y 2 | z 4 6, moved: y 2 4 6
+        key = {i: "y" if i < 3 or (moved and i % 2 == 0) else "z" for i in range(1, 7)}
+        return "id,g,x,k\n" + "".join(f"{i},{'g' if i % 2 else 'a'},{i},{key[i]}\n" for i in range(1, 7))
+
+    project = Project(write_project(tmp_path / "p", KEYS_CONFIG, BUCKETS_MAIN, script_path="src/main.py",
+                                    files={"data/raw.csv": data(False)}))
+    assert works(project.run().calls) == ["work 1", "work 2", "work 3", "work 4"]
+    edit_work(project)
+    (project.root / "data/raw.csv").write_text(data(True), encoding="utf-8")
+    grown = project.run()
+    assert works(grown.calls) == ["work 1", "work 2", "work 3"]
+    assert project.value("total", "all") == 2 * sum(range(1, 7))
+    assert project.snakemake().nothing_to_do

@@ -24,18 +24,21 @@ the split job is in the run they wait for it, and Snakemake evaluates them again
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from expops_smk.graph.nodes import Node
+from expops_smk.graph.nodes import Node, parse_partition, parse_seed
 from expops_smk.graph.partitions import partition_numbers
 from expops_smk.layout import CONFIG_FILE
 from expops_smk.store.sources import source_files
 
-__all__ = ["branch_expand", "branch_numbers", "datum_files", "listed_numbers", "partition_numbers", "split_list"]
+__all__ = ["branch_expand", "branch_numbers", "datum_files", "listed_manifest", "listed_numbers", "partition_numbers",
+           "split_list"]
 
 
 def split_list(checkpoint: Any, below_split: bool, **wildcards: str) -> str | None:
@@ -61,7 +64,34 @@ def list_file(checkpoint: Any, **wildcards: str) -> str:
 def listed_numbers(checkpoint: Any, **wildcards: str) -> list[int]:
     """The partitions of one job of a growing split below another data split, from its list on disk."""
     path = split_list(checkpoint, True, **wildcards)
-    return partition_numbers(path) if path is not None else []
+    return list(_numbers_on_disk(path)) if path is not None else []
+
+
+def listed_manifest(checkpoint: Any, pattern: str, wildcards: Any, data: int, seeds: int) -> list[str]:
+    """The manifest of a node's own partition of a growing split below another data split (``pattern``,
+    a path of the node's wildcards); nothing once the split's list on disk no longer has it.
+
+    Such a node is in the DAG before its split job ran (listed from the old list). When the job
+    removes its partition (a ``by`` key no row has any more) and its manifest, Snakemake evaluates
+    the node again as one of the job's dependents: a missing input would fail the whole run, where
+    a node without it is dropped with the rest of what no target needs any more.
+    """
+    partition = parse_partition(wildcards.partition)
+    seed = parse_seed(wildcards.seed) if seeds else ()
+    if partition[data] not in branch_numbers(checkpoint, data, seeds, below_split=True).values(partition, seed):
+        return []
+    return [pattern.format(partition=wildcards.partition, seed=wildcards.seed if seeds else "")]
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_numbers(path: str, stamp: tuple[int, int]) -> tuple[int, ...]:
+    return tuple(partition_numbers(path))
+
+
+def _numbers_on_disk(path: str) -> tuple[int, ...]:
+    """A list's numbers, parsed once per version of the file: every node of a partition asks."""
+    info = os.stat(path)
+    return _cached_numbers(path, (info.st_mtime_ns, info.st_size))
 
 
 @dataclass(frozen=True)
@@ -76,8 +106,9 @@ class branch_numbers:  # noqa: N801 -- spelled like the other helpers the rules 
     below_split: bool = False
 
     def values(self, partition: tuple[int, ...], seed: tuple[int, ...]) -> list[int]:
-        path = split_list(self.checkpoint, self.below_split, **self.wildcards(partition, seed))
-        return partition_numbers(path) if path is not None else []
+        if self.below_split:
+            return listed_numbers(self.checkpoint, **self.wildcards(partition, seed))
+        return partition_numbers(split_list(self.checkpoint, False, **self.wildcards(partition, seed)))
 
     def wildcards(self, partition: tuple[int, ...], seed: tuple[int, ...]) -> dict[str, str]:
         branch = Node("", partition[:self.data], seed[:self.seeds])
