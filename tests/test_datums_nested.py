@@ -150,6 +150,8 @@ def test_below_another_data_split_the_partitions_are_listed_from_disk(tmp_path: 
     assert ('split=lambda wildcards: listed_manifest(checkpoints.split, "results/split/{partition}/_outputs.json", '
             "wildcards, data=1, seeds=0),") in work
     assert "checkpoints.split.get(" not in rules
+    agg = rules[rules.index("rule agg:"):rules.index("output:", rules.index("rule agg:"))]
+    assert '        "results/split/{partition}/_partitions.json",\n' in agg  # plain: see checkpoint_inputs
     assert ('branch_expand("results/note/p{d1}-p{d2}/_outputs.json", d1=range(1, 3), '
             "d2=branch_numbers(checkpoints.split, data=1, seeds=0, below_split=True))") in rules
 

@@ -87,11 +87,16 @@ def checkpoint_inputs(project: ProjectConfig, graph: Graph, layout: ProcessLayou
     partitions per job made ``snakemake -n`` of 11k nodes 1.46x slower). A node outside the
     branches of a nested growing split gets no edge to it when its first branch is not known before
     the run (the edge only saves a restore). A node inside a growing split below another split
-    also reads its own branch's list (``listed_splits``).
+    also reads its own branch's list (``listed_splits``). An aggregation of such a split's
+    partitions reads its list as a plain input: it lists them from disk, and Snakemake deletes the
+    list when the split job starts; listed then, it would see none of them and, with an ancient
+    edge, count as up to date, so the processes above it would not wait for it (Snakemake looks
+    at it again once the split ran, and drops it then if the list came back the same).
     """
-    splits = [*fanout_ancestors(project, graph, layout.name), *listed_splits(layout)]
-    patterns = (first_partition_pattern(graph.layouts[split], layout.stack) for split in dict.fromkeys(splits))
-    return [ancient(pattern) for pattern in patterns if pattern is not None]
+    splits = dict.fromkeys([*fanout_ancestors(project, graph, layout.name), *listed_splits(layout)])
+    gathered = {layer.owner for layer in layout.popped if layer.dynamic and layer.below_split}
+    patterns = ((split, first_partition_pattern(graph.layouts[split], layout.stack)) for split in splits)
+    return [pattern if split in gathered else ancient(pattern) for split, pattern in patterns if pattern is not None]
 
 
 def listed_splits(layout: ProcessLayout) -> list[str]:
