@@ -131,3 +131,50 @@ def test_a_growing_split_inside_another_growing_split(tmp_path: Path) -> None:
     # only after 'outer' ran (the edge would name a file no job makes).
     assert "results/split/" not in total[:total.index("output:")]
     assert "checkpoints.outer.get()" in total
+
+
+def test_below_another_data_split_the_partitions_are_listed_from_disk(tmp_path: Path) -> None:
+    """A split below a `size:` split may drop out of a run, and then its get() would raise until the
+    run ends: its partitions are read from its list on disk, and its nodes read their own branch's
+    list (ancient), so they wait for the split job when it runs."""
+    root = nested(tmp_path / "p", {"data_parallelism": {"size": 2}},
+                  {"name": "total", "depends_on": ["agg"], "data_aggregation": True},
+                  {"name": "note", "depends_on": ["work"]})
+    generate_project(root)
+    rules = (root / "workflow/rules/processes.smk").read_text()
+    work = rules[rules.index("rule work:"):rules.index("rule agg:")]
+    assert ('lambda wildcards: ancient(expand("results/split/{partition}/_partitions.json", '
+            "partition=outer(wildcards.partition, 1)))") in work
+    assert ("d2=listed_numbers(checkpoints.split, partition=wildcards.partition))") in rules
+    # Its own partition's manifest only while the list has it (a removed key's node then leaves the run).
+    assert ('split=lambda wildcards: listed_manifest(checkpoints.split, "results/split/{partition}/_outputs.json", '
+            "wildcards, data=1, seeds=0),") in work
+    assert "checkpoints.split.get(" not in rules
+    agg = rules[rules.index("rule agg:"):rules.index("output:", rules.index("rule agg:"))]
+    assert '        "results/split/{partition}/_partitions.json",\n' in agg  # plain: see checkpoint_inputs
+    assert ('branch_expand("results/note/p{d1}-p{d2}/_outputs.json", d1=range(1, 3), '
+            "d2=branch_numbers(checkpoints.split, data=1, seeds=0, below_split=True))") in rules
+
+
+def test_a_listed_split_is_read_from_disk_and_rule_all_reads_each_list(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from expops_smk.codegen.datum_inputs import listed_numbers, split_list
+
+    monkeypatch.chdir(tmp_path)
+    record(tmp_path, Node("split", (1,)), [1, 3])
+
+    class Checkpoint:
+        """get() of a job dropped from the run raises for the rest of it: it must not be asked."""
+
+        rule = SimpleNamespace(output=[SimpleNamespace(
+            apply_wildcards=lambda wildcards: f"results/split/{wildcards['partition']}/_partitions.json")])
+
+        def get(self, **wildcards: str) -> Any:
+            raise AssertionError("get() asked")
+
+    assert listed_numbers(Checkpoint(), partition="p1") == [1, 3]
+    assert listed_numbers(Checkpoint(), partition="p2") == []  # never ran: its job makes the list first
+    assert split_list(Checkpoint(), True, partition="p2") is None
+    paths = branch_expand("w/p{d1}-p{d2}", d1=range(1, 3), d2=branch_numbers(Checkpoint(), 1, 0, below_split=True))
+    assert paths == ["w/p1-p1", "w/p1-p3", "results/split/p1/_partitions.json", "results/split/p2/_partitions.json"]
+    assert [getattr(path, "flags", {}) for path in paths] == [{}, {}, {"ancient": True}, {"ancient": True}]

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -141,12 +142,23 @@ class Checkpoints:
     def __init__(self) -> None:
         self.asked: list[str] = []
 
-    def __getattr__(self, rule: str) -> "Checkpoints":
-        self.asked.append(rule)
-        return self
+    def __getattr__(self, rule: str) -> "Checkpoint":
+        return Checkpoint(rule, self.asked)
 
-    def get(self, **wildcards: str) -> None:
-        self.asked[-1] += "".join(f" {name}={value}" for name, value in sorted(wildcards.items()))
+
+class Checkpoint:
+    """One split's checkpoint: ``get()`` succeeds (the split ran), ``rule.output`` is its list."""
+
+    def __init__(self, rule: str, asked: list[str]) -> None:
+        self.name, self.asked = rule, asked
+        self.rule = SimpleNamespace(output=[SimpleNamespace(apply_wildcards=self.listed)])
+
+    def listed(self, wildcards: dict[str, str]) -> str:
+        return "/".join(["results", self.name, *wildcards.values(), "_partitions.json"])
+
+    def get(self, **wildcards: str) -> SimpleNamespace:
+        self.asked.append(self.name + "".join(f" {name}={value}" for name, value in sorted(wildcards.items())))
+        return SimpleNamespace(output=[self.listed(wildcards)])
 
 
 def test_the_input_function_lists_the_nodes_of_the_partitions_on_disk(tmp_path: Path,

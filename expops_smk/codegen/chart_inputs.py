@@ -8,16 +8,13 @@ split job that runs, and makes Snakemake call this function again once it ran) a
 New partitions then appear in the chart's inputs and removed ones leave them (a changed input list
 re-draws the chart), and a run that changes none of its nodes leaves it alone.
 
-Before reading the lists, ``checkpoints.<split>.get()`` for each job of a split with no
-checkpoint above it: while that job has yet to run in this invocation it raises, so the nodes are
-listed only from the list this run uses (a node listed from an older one could start before the
-split rewrote its partition). The growing splits keep all their outputs for that (see
-``codegen/checkpoints.py``). Not for a split below another checkpoint: Snakemake drops such a
-split job once the checkpoint above came back unchanged, and ``get()`` of a job dropped that way
-raises until the end of the invocation, which would leave the chart undrawn. There the lists are
-read as they are; a probed node due to run for another reason (its code changed) in the same
-invocation in which its split re-cuts its partition may then run before the split: it runs
-again at the next invocation (its input changed).
+Before reading the lists, each split job's list goes through ``datum_inputs.split_list``, as the
+aggregations' do: for a split with no data split above it, ``checkpoints.<split>.get()`` raises
+while the job has yet to run in this invocation, so the nodes are listed only from the list this
+run uses (the growing splits keep all their outputs for that, see ``codegen/checkpoints.py``);
+below another split the lists are read as they are (a job dropped from the run makes ``get()``
+raise until the run ends), and each probed node waits for its own split job through its rule's
+edge to its branch's list (``checkpoints.listed_splits``), so none runs on rows being re-cut.
 """
 
 from __future__ import annotations
@@ -25,7 +22,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from expops_smk.codegen.checkpoints import chart_checkpoint_inputs, checkpoints_above
+from expops_smk.codegen.checkpoints import chart_checkpoint_inputs
+from expops_smk.codegen.datum_inputs import split_list
 from expops_smk.config.names import rule_name
 from expops_smk.graph.expansion import Graph
 from expops_smk.graph.nodes import Node
@@ -52,10 +50,10 @@ def probed_manifests(chart: str, checkpoints: Any) -> list[Any]:
     for split in resolved.growing:  # outer splits first: their partitions name the inner splits' jobs
         layout = graph.layouts[split]
         inside_growing = any(layer.dynamic for layer in layout.stack)
-        may_drop = bool(checkpoints_above(plan.project, graph, split))
+        assert layout.child_layer is not None  # a growing split opens its layer
         for branch in layout.nodes():
-            if not may_drop:
-                getattr(checkpoints, rule_name(split)).get(**branch_wildcards(branch))
+            split_list(getattr(checkpoints, rule_name(split)), layout.child_layer.below_split,
+                       **branch_wildcards(branch))
             if inside_growing:
                 lists.append(partitions_file(branch))
     locations = current_locations(graph, resolved)

@@ -86,10 +86,36 @@ def checkpoint_inputs(project: ProjectConfig, graph: Graph, layout: ProcessLayou
     do: its first partition (see ``first_partition_pattern``; an ``expand()`` over 1,000
     partitions per job made ``snakemake -n`` of 11k nodes 1.46x slower). A node outside the
     branches of a nested growing split gets no edge to it when its first branch is not known before
-    the run (the edge only saves a restore).
+    the run (the edge only saves a restore). A node inside a growing split below another split
+    also reads its own branch's list (``listed_splits``). An aggregation of such a split's
+    partitions reads its list as a plain input: it lists them from disk, and Snakemake deletes the
+    list when the split job starts; listed then, it would see none of them and, with an ancient
+    edge, count as up to date, so the processes above it would not wait for it (Snakemake looks
+    at it again once the split ran, and drops it then if the list came back the same).
     """
-    patterns = (first_partition_pattern(graph.layouts[ancestor], layout.stack)
-                for ancestor in fanout_ancestors(project, graph, layout.name))
+    splits = dict.fromkeys([*fanout_ancestors(project, graph, layout.name), *listed_splits(layout)])
+    gathered = {layer.owner for layer in layout.popped if layer.dynamic and layer.below_split}
+    patterns = ((split, first_partition_pattern(graph.layouts[split], layout.stack)) for split in splits)
+    return [pattern if split in gathered else ancient(pattern) for split, pattern in patterns if pattern is not None]
+
+
+def listed_splits(layout: ProcessLayout) -> list[str]:
+    """The growing splits below other data splits whose partitions ``layout``'s nodes lie in.
+
+    Their partitions are listed from disk (``datum_inputs.split_list``), so a node of them is in
+    the DAG before its split job ran in this invocation: the edge to its own branch's list makes it
+    wait for that job (a code change would otherwise run it on the rows the split is re-cutting),
+    and makes Snakemake look at it again once the job ran.
+    """
+    return [layer.owner for layer in layout.stack if layer.dynamic and layer.below_split]
+
+
+def target_lists(graph: Graph, layout: ProcessLayout) -> list[str]:
+    """The lists `rule all` reads (``ancient``) for the final nodes of ``layout`` inside a listed split
+    that no fan-out surrounds: it lists them from disk, and only the edge makes it wait for the split
+    job and look again after (``branch_expand`` adds the lists of the splits nested in fan-outs)."""
+    splits = [split for split in listed_splits(layout) if not graph.layouts[split].stack]
+    patterns = (first_partition_pattern(graph.layouts[split], ()) for split in splits)
     return [ancient(pattern) for pattern in patterns if pattern is not None]
 
 

@@ -16,7 +16,7 @@ from expops_smk.graph.nodes import Layer, Stack
 from expops_smk.layout import MANIFEST, PARTITIONS_FILE, RESULTS_DIR
 
 
-DYNAMIC_MARK = "partition_numbers("
+DYNAMIC_MARKS = ("partition_numbers(", "listed_numbers(")
 BRANCH_MARK = "branch_numbers("
 
 
@@ -49,17 +49,21 @@ def dynamic_values(layer: Layer, open_layers: Stack) -> str:
     the branch, the rule's own wildcards cut to the split's layers (they are open in every rule
     that enumerates its partitions, but `rule all`). `rule all` enumerates the branches too:
     ``branch_numbers`` tells ``branch_expand`` which of its values make the split's wildcards.
+    A split below another data split is read from disk instead (``datum_inputs.split_list``).
     """
     checkpoint = f"checkpoints.{rule_name(layer.owner)}"
     counts = {kind: sum(1 for outer in layer.outer if outer.kind == kind) for kind in ("data", "seed")}
     if not all(outer in open_layers for outer in layer.outer):
-        return f"{BRANCH_MARK}{checkpoint}, data={counts['data']}, seeds={counts['seed']})"
+        below = ", below_split=True" if layer.below_split else ""
+        return f"{BRANCH_MARK}{checkpoint}, data={counts['data']}, seeds={counts['seed']}{below})"
     arguments = []
     for kind, wildcard in (("data", "partition"), ("seed", "seed")):
         if counts[kind]:
             own = sum(1 for other in open_layers if other.kind == kind)
             value = f"wildcards.{wildcard}" if own == counts[kind] else f"outer(wildcards.{wildcard}, {counts[kind]})"
             arguments.append(f"{wildcard}={value}")
+    if layer.below_split:
+        return f"listed_numbers({checkpoint}{''.join(', ' + argument for argument in arguments)})"
     return f"partition_numbers({checkpoint}.get({', '.join(arguments)}).output[0])"
 
 
@@ -104,7 +108,7 @@ def _render_pattern(pattern: str, values: dict[str, str], trims: dict[str, int])
     if any(BRANCH_MARK in value for value in values.values()):
         args = ", ".join(f"{name}={value}" for name, value in values.items())
         return f'lambda wildcards: branch_expand("{pattern}", {args})'
-    if trims or any(DYNAMIC_MARK in value for value in values.values()):
+    if trims or any(mark in value for value in values.values() for mark in DYNAMIC_MARKS):
         args = [f"{w}=outer(wildcards.{w}, {trims[w]})" if w in trims else f"{w}=wildcards.{w}"
                 for w in ("partition", "seed") if "{" + w + "}" in pattern]
         args += [f"{name}={value}" for name, value in values.items()]

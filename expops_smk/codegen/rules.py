@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from string import Template
 
-from expops_smk.codegen.checkpoints import checkpoint_inputs, is_checkpoint, is_growing, marker_pattern
+from expops_smk.codegen.checkpoints import checkpoint_inputs, is_checkpoint, is_growing, marker_pattern, target_lists
 from expops_smk.codegen.command_comments import comment_literal, shell_block
 from expops_smk.codegen.directives import job_command, rule_directives
 from expops_smk.codegen.environments import rule_conda_file, rule_python
@@ -33,10 +33,12 @@ def render_rules(project: ProjectConfig, graph: Graph, header: dict[str, str]) -
     rule_template = template("rule.smk.tmpl")
     rules = [render_rule(project, graph, layout, rule_template) for layout in graph.layouts.values()]
     children = project.children()
-    targets = [
-        f"    {all_locations(graph.layouts[name])},"
-        for name in project.processes if not children[name]
-    ]
+    finals = [graph.layouts[name] for name in project.processes if not children[name]]
+    targets = [f"    {all_locations(layout)}," for layout in finals]
+    lists = dict.fromkeys(f"    {expression}," for layout in finals for expression in target_lists(graph, layout))
+    if lists:
+        targets.append("    # Lists of growing splits read from disk: `rule all` waits for their jobs and looks again after.")
+        targets += list(lists)
     return template("processes.smk.tmpl").substitute(
         header, targets="\n".join(targets), rules="\n\n".join(rules)).rstrip() + "\n"
 
@@ -47,7 +49,7 @@ def render_rule(project: ProjectConfig, graph: Graph, layout: ProcessLayout, rul
     inputs = _checkpoint_lines(project, graph, layout)
     for parent in spec.parents:
         parent_layout = graph.layouts[parent]
-        inputs.append(f"{INDENT}{rule_name(parent)}={input_pattern(parent_layout, node_stack)},")
+        inputs.append(f"{INDENT}{rule_name(parent)}={_parent_input(parent_layout, node_stack)},")
     if spec.data_split is not None and spec.data_split.files is not None:
         inputs.append(f"{INDENT}# One partition per file: a file added, removed or changed re-runs this split.")
         inputs.append(f"{INDENT}files=datum_files({_python_string(spec.data_split.files)}, {_python_string(spec.name)}),")
@@ -159,6 +161,18 @@ def dependency_comments(spec: ProcessSpec | ChartSpec) -> list[str]:
 def parameters_text(project: ProjectConfig, spec: ProcessSpec) -> str:
     """The rule's ``# parameters:`` value: the JSON of what the function receives."""
     return json.dumps(accepted_parameters(project, spec), sort_keys=True, default=str)
+
+
+def _parent_input(parent: ProcessLayout, node_stack: Stack) -> str:
+    """The input expression of a parent's manifests; of its own partition of a growing split below
+    another data split, only while the list on disk still has it (``datum_inputs.listed_manifest``)."""
+    pattern = input_pattern(parent, node_stack)
+    layer = parent.child_layer
+    if layer is None or not layer.dynamic or not layer.below_split or not pattern.startswith('"'):
+        return pattern
+    data = sum(1 for outer in layer.outer if outer.kind == "data")
+    return (f"lambda wildcards: listed_manifest(checkpoints.{rule_name(parent.name)}, {pattern}, wildcards, "
+            f"data={data}, seeds={len(layer.outer) - data})")
 
 
 def _python_string(text: str) -> str:

@@ -194,7 +194,8 @@ class Graph:
         if spec.data_split is not None and spec.data_split.dynamic:
             # Nested in other fan-outs, each of their branches has its own partitions (read per branch).
             values = () if stack else self._branch_values(Node(spec.name))
-            child_layer = Layer("data", spec.name, values, dynamic=True, outer=tuple(stack))
+            child_layer = Layer("data", spec.name, values, dynamic=True, outer=tuple(stack),
+                                below_split=self._below_split(spec))
         elif spec.data_split is not None:
             count = spec.data_split.count
             child_layer = Layer("data", spec.name, tuple(range(1, count + 1)), spec.data_split.row_counts)
@@ -203,6 +204,17 @@ class Graph:
         output_stack = tuple(stack) + ((child_layer,) if child_layer and child_layer.kind == "data" else ())
         return ProcessLayout(spec, tuple(merged), tuple(stack), tuple(popped), output_stack, child_layer,
                              self.layer_values)
+
+    def _below_split(self, spec: ProcessSpec) -> bool:
+        """True when a data split (a Snakemake checkpoint) lies anywhere above ``spec``."""
+        seen: set[str] = set()
+        pending = list(spec.parents)
+        while pending:
+            name = pending.pop()
+            if name not in seen:
+                seen.add(name)
+                pending.extend(self.project.processes[name].parents)
+        return any(self.project.processes[name].data_split is not None for name in seen)
 
     def _check_growing_branches(self, spec: ProcessSpec, merged: Stack, popped: Sequence[Layer]) -> None:
         """A nested growing split's partitions exist per branch of the fan-outs around it, so those

@@ -30,6 +30,7 @@ class Layer:
     row_counts: tuple[int, ...] | None = None
     dynamic: bool = False  # a growing-data split: its partitions are those its last run produced
     outer: tuple["Layer", ...] = ()  # a growing split's own stack: each branch of it has its own partitions
+    below_split: bool = False  # a growing split below another data split: its job may drop out of a run
 
     def key(self, value: int) -> str:
         """The key an aggregation uses for one branch of this layer: ``data1`` or ``seed41``."""
