@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from expops_smk.codegen.checkpoints import chart_checkpoint_inputs
-from expops_smk.codegen.datum_inputs import split_list
+from expops_smk.codegen.datum_inputs import branch_wildcards, split_list
 from expops_smk.config.names import rule_name
 from expops_smk.graph.expansion import Graph
-from expops_smk.graph.nodes import Node
 from expops_smk.graph.partitions import partitions_file
 from expops_smk.graph.plan import read_plan
 from expops_smk.graph.probes import current_locations
@@ -60,8 +59,3 @@ def probed_manifests(chart: str, checkpoints: Any) -> list[Any]:
     manifests: list[Any] = [f"{location.results_dir}/{MANIFEST}" for location in locations]
     manifests += [ancient(path) for path in [*lists, *chart_checkpoint_inputs(plan.project, graph, locations)]]
     return manifests
-
-
-def branch_wildcards(split: Node) -> dict[str, str]:
-    """The wildcards naming one job of a growing split (none outside other fan-outs)."""
-    return {name: value for name, value in (("partition", split.partition_value), ("seed", split.seed_value)) if value}

@@ -111,9 +111,12 @@ class branch_numbers:  # noqa: N801 -- spelled like the other helpers the rules 
         return partition_numbers(split_list(self.checkpoint, False, **self.wildcards(partition, seed)))
 
     def wildcards(self, partition: tuple[int, ...], seed: tuple[int, ...]) -> dict[str, str]:
-        branch = Node("", partition[:self.data], seed[:self.seeds])
-        return {name: value for name, value in (("partition", branch.partition_value),
-                                                ("seed", branch.seed_value)) if value}
+        return branch_wildcards(Node("", partition[:self.data], seed[:self.seeds]))
+
+
+def branch_wildcards(split: Node) -> dict[str, str]:
+    """The wildcards naming one job of a growing split (none outside other fan-outs)."""
+    return {name: value for name, value in (("partition", split.partition_value), ("seed", split.seed_value)) if value}
 
 
 def branch_expand(pattern: str, **values: Iterable[int] | branch_numbers) -> list[Any]:
