@@ -205,6 +205,11 @@ def test_by_split_inside_a_seed_fan_out_has_partitions_per_seed(tmp_path: Path) 
     ids = {p["label"]: p["id"] for p in listed(project, "pick/s2")}
     assert ids == {f"shop={key}": f"p{key_number(key)}" for key in ("east", "north", "northeast", "south")}
     assert project.node_dir("fit", f"p{key_number('east')}", "2").is_dir()
+    # People see the key: in the graph's partition headers and in the report's nodes table.
+    east = key_number("east")
+    assert f"\nP{east} shop=east\n  S2\n    fit P{east} S2\n" in project.command([EXPOPS_SMK, "graph", "."]).stdout
+    from expops_smk.results.report import build_report
+    assert f"<td>fit P{east} S2 shop=east</td>" in build_report(project.root).html
 
     with open(project.root / "data/sales.csv", "a", encoding="utf-8") as handle:
         handle.write("east,10\n")  # only seed 2's branch has the shop east

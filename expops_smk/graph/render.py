@@ -11,6 +11,7 @@ from typing import Iterator
 
 from expops_smk.graph.expansion import Graph
 from expops_smk.graph.nodes import Node
+from expops_smk.graph.partitions import read_partitions
 
 
 def edges(graph: Graph) -> Iterator[tuple[Node, Node, tuple[str, ...]]]:
@@ -27,8 +28,10 @@ def as_tree(graph: Graph) -> str:
         groups.setdefault((node.partition, node.seed), []).append(node)
     lines: list[str] = []
     printed_headers: set[tuple[str, ...]] = set()
+    labels: dict[Node, dict[int, str]] = {}
     for (partition, seed) in sorted(groups):
-        path = [f"P{index}" for index in partition] + [f"S{value}" for value in seed]
+        named = partition_labels(graph, groups[(partition, seed)][0], labels)
+        path = [f"P{index}{name}" for index, name in zip(partition, named)] + [f"S{value}" for value in seed]
         for depth in range(1, len(path) + 1):
             header = tuple(path[:depth])
             if header not in printed_headers:
@@ -46,6 +49,23 @@ def as_tree(graph: Graph) -> str:
                 note = "  [aggregates " + " and ".join(f"{layer.kind} of '{layer.owner}'" for layer in layout.popped) + "]"
             lines.append(f"{indent}{node.label}{note}")
     return "\n".join(lines)
+
+
+def partition_labels(graph: Graph, node: Node, known: dict[Node, dict[int, str]]) -> list[str]:
+    """What each partition in ``node``'s path holds, for people: `` shop=east`` or `` data/a.png``
+    for a growing split's partition (its label in the split's last list; ids are numbers derived
+    from the key), nothing for a ``size:`` slice. ``known`` caches each split job's list."""
+    data_layers = [layer for layer in graph.layouts[node.process].stack if layer.kind == "data"]
+    names = []
+    for index, layer in enumerate(data_layers):
+        label = ""
+        if layer.dynamic:
+            split = layer.branch(node.partition, node.seed)
+            if split not in known:
+                known[split] = {p.number: p.label for p in read_partitions(graph.project.root, split)}
+            label = known[split].get(node.partition[index], "")
+        names.append(f" {label}" if label else "")
+    return names
 
 
 def as_json(graph: Graph) -> str:

@@ -27,6 +27,7 @@ from expops_smk.errors import ExpopsError
 from expops_smk.graph.expansion import Graph, build_graph
 from expops_smk.graph.nodes import Node
 from expops_smk.graph.plan import read_plan
+from expops_smk.graph.render import partition_labels
 from expops_smk.layout import CHARTS_DIR, METRICS_FILE, PLAN_FILE, RUN_FILE
 from expops_smk.results import metrics, plots
 from expops_smk.results.report_files import node_tables
@@ -191,6 +192,7 @@ def _snapshots(root: Path, graph: Graph, node: Node) -> dict[str, Any]:
 def _nodes_table(root: Path, project: ProjectConfig, graph: Graph, nodes: list[Node]) -> str:
     header = ["node", "id", "random_seed", "parameters", "code hash", "last run", "snapshots"]
     rows = ["<tr>" + "".join(f"<th>{name}</th>" for name in header) + "</tr>"]
+    known: dict[Node, dict[int, str]] = {}
     for node in nodes:
         spec = graph.layouts[node.process].spec
         # The seed the function receives, as the runtime computes it: the innermost seed of the
@@ -201,7 +203,7 @@ def _nodes_table(root: Path, project: ProjectConfig, graph: Graph, nodes: list[N
         last = "not run" if run is None else _last_run(run)
         snapshots = _snapshots(root, graph, node)
         cells = [
-            html.escape(node.label),
+            html.escape(node.label + "".join(partition_labels(graph, node, known))),
             f"<code>{html.escape(node.id)}</code>",
             html.escape(str(seed)),
             f"<code>{html.escape(json.dumps(accepted_parameters(project, spec), sort_keys=True, default=str))}</code>",
