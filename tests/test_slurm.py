@@ -127,7 +127,7 @@ def test_cluster_jobs_ran_in_the_project_environment(runs: dict[str, Any]) -> No
     created = [folder.name for folder in (root / ".expops/envs").iterdir() if (folder / "bin/python").is_file()]
     assert len(created) == 1
     rules = (root / "workflow/rules/processes.smk").read_text(encoding="utf-8")
-    commands = re.findall(r"PYTHONHASHSEED=0 (\S+) -m expops_smk", rules)
+    commands = re.findall(r"PYTHONHASHSEED=0 (\S+) -S \.expops/bin/job\.py runtime ", rules)
     assert commands and set(commands) == {f".expops/envs/{created[0]}/bin/python"}
 
 
