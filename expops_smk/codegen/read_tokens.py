@@ -101,7 +101,8 @@ def _compute_tokens(root: Path) -> dict[str, str]:
     for path in write_back.apply():  # a sealed job record's stat is what the next parse compares
         key = path.relative_to(jobs_dir).as_posix()[:-len(".json")] if path.is_relative_to(jobs_dir) else None
         with contextlib.suppress(OSError, KeyError):
-            records[key][:2] = [path.stat().st_size, path.stat().st_mtime_ns]
+            st = path.stat()
+            records[key][:2] = [st.st_size, st.st_mtime_ns]
     current: dict[str, str] = {}
     new_files: dict[str, list] = {}
     for path in sorted({p for entry in records.values() for p in entry[3]}):

@@ -42,7 +42,7 @@ def source_values(spec: ProcessSpec, data_path: Path | None) -> dict[str, Any]:
         return {}
     try:
         return {split.data_name: read_source_table(data_path)}
+    except SourceDataError:
+        raise
     except (OSError, ValueError) as exc:
-        if isinstance(exc, SourceDataError):
-            raise
         raise SourceDataError(f"cannot read {data_path.name}: {exc}") from None
