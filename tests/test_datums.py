@@ -7,7 +7,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,9 +20,9 @@ from expops_smk.errors import ConfigError
 from expops_smk.graph.expansion import Graph, build_graph
 from expops_smk.graph.nodes import Node
 from expops_smk.graph.partitions import Partition, partitions_file, partitions_json
-from expops_smk.runtime.datums import KEY_NUMBERS, key_number
-from expops_smk.runtime.splitting import (SplitError, chunk_bounds, split_buckets, split_by, split_chunks,
-                                          stable_bucket)
+from expops_smk.runtime.datums import KEY_NUMBERS, GrowingSplit, key_number
+from expops_smk.runtime.splitting import (SplitError, chunk_bounds, empty_partitions, row_count, split_buckets, split_by,
+                                          split_chunks, stable_bucket)
 from projects import functions, pipeline, write_project
 
 
@@ -102,6 +104,20 @@ def test_bad_growing_split_is_one_error(tmp_path: Path, split: dict[str, Any], f
     with pytest.raises(ConfigError) as caught:
         load_project(growing(split, tmp_path / "p"))
     assert caught.value.process == "split" and caught.value.field == field and message in str(caught.value)
+
+
+@pytest.mark.parametrize("table", [
+    pd.DataFrame({"x": range(5)}), pa.table({"x": list(range(5))}), np.arange(10).reshape(5, 2), list(range(5)),
+], ids=["pandas", "pyarrow", "numpy", "list"])
+def test_chunk_labels_and_empty_partitions_count_rows_of_every_table_kind(tmp_path: Path, table: Any) -> None:
+    """One ``row_count`` serves the chunk labels (rows a-b) and the empty-partition check: a table
+    kind counted wrongly (columns for rows) would mislabel chunks or miss an empty one."""
+    root = growing({"rows_per_partition": 2, "data_name": "data"}, tmp_path / "p")
+    cuts = GrowingSplit(root, load_project(root), Node("split"))
+    assert [len(part["data"]) for part in cuts.cut({"data": table})] == [2, 2, 1]
+    assert [cut.label for cut in cuts.cuts] == ["rows 0-1", "rows 2-3", "rows 4-4"]
+    assert row_count(table) == 5
+    assert empty_partitions([table[:0], table, table[:0]]) == [1, 3]
 
 
 # -- the layer, from _partitions.json --------------------------------------------------------------

@@ -33,7 +33,7 @@ from expops_smk.graph.nodes import Node
 from expops_smk.graph.partitions import Partition, numbering_file, partitions_file, partitions_json, read_partitions
 from expops_smk.layout import MANIFEST, RUN_FILE
 from expops_smk.runtime.run_key import recorded_folder_key
-from expops_smk.runtime.splitting import SplitError, split_by, split_chunks
+from expops_smk.runtime.splitting import SplitError, row_count, split_by, split_chunks
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.hashing import hash_bytes, hash_file
 from expops_smk.store.sources import source_files
@@ -96,7 +96,7 @@ class GrowingSplit:
                              f"(available: {', '.join(sorted(result)) or 'none'})")
         if split.rows_per_partition is not None:
             per = split.rows_per_partition
-            return [_Cut(str(k), f"rows {(k - 1) * per}-{(k - 1) * per + _length(chunk) - 1}", {**result, name: chunk})
+            return [_Cut(str(k), f"rows {(k - 1) * per}-{(k - 1) * per + row_count(chunk) - 1}", {**result, name: chunk})
                     for k, chunk in enumerate(split_chunks(result[name], per), start=1)]
         assert split.by is not None
         groups = split_by(result[name], split.by)
@@ -145,11 +145,3 @@ def key_number(key: str) -> int:
     """The partition number of a ``by`` value or a file, from the key alone (1 .. KEY_NUMBERS)."""
     digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8, person=b"expops-smk-key").digest()
     return 1 + int.from_bytes(digest, "big") % KEY_NUMBERS
-
-
-def _length(part: Any) -> int:
-    if hasattr(part, "num_rows"):
-        return int(part.num_rows)
-    if hasattr(part, "shape"):
-        return int(part.shape[0])
-    return len(part)

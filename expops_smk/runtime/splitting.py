@@ -37,10 +37,11 @@ def partition_bounds(total: int, count: int, row_counts: Sequence[int] | None) -
 
 def empty_partitions(parts: Sequence[Any]) -> list[int]:
     """Numbers (1-based, as in ``p1``) of the partitions that received no rows."""
-    return [index for index, part in enumerate(parts, start=1) if _rows(part) == 0]
+    return [index for index, part in enumerate(parts, start=1) if row_count(part) == 0]
 
 
-def _rows(part: Any) -> int:
+def row_count(part: Any) -> int:
+    """Rows of a DataFrame, Arrow table, numpy array or sequence: what a split cuts and labels."""
     if hasattr(part, "num_rows"):
         return int(part.num_rows)
     if hasattr(part, "shape"):
@@ -82,7 +83,7 @@ def chunk_bounds(total: int, rows_per_partition: int) -> list[tuple[int, int]]:
 
 def split_chunks(value: Any, rows_per_partition: int) -> list[Any]:
     """``rows_per_partition`` chunks of ``value`` (the types ``split_rows`` takes)."""
-    total = _rows(_as_table(value))
+    total = row_count(_as_table(value))
     return split_rows(value, 1, [b - a for a, b in chunk_bounds(total, rows_per_partition)]) if total else []
 
 
