@@ -75,6 +75,11 @@ class Run:
     def restored(self) -> set[str]:
         return self.labels("restored")
 
+    def calls_to(self, prefix: str) -> list[str]:
+        """This run's calls.log lines that start with ``prefix`` (a function's), sorted: jobs run
+        in parallel, so their order is not the test's business."""
+        return sorted(call for call in self.calls if call.startswith(prefix))
+
     def describe(self) -> str:
         return f"$ {' '.join(self.command)}\nexit {self.returncode}\n{self.output[-6000:]}"
 
@@ -141,6 +146,10 @@ class Project:
         artifact = Artifact.from_json(self.manifest(process, partition, seed)[key])
         return Store(self.root).read_value(folder, artifact)
 
+    def partitions(self, folder: str) -> list[dict[str, Any]]:
+        """The partitions a growing split's run listed: ``folder`` is its node's, below results/."""
+        return json.loads((self.root / "results" / folder / "_partitions.json").read_text())["partitions"]
+
     def run_record(self, process: str, partition: str = "", seed: str = "") -> dict[str, Any]:
         return json.loads((self.node_dir(process, partition, seed) / "_run.json").read_text())
 
@@ -168,6 +177,11 @@ class Project:
         text = path.read_text(encoding="utf-8")
         assert text.count(old) == 1, f"{old!r} must occur once in {relative}"
         path.write_text(text.replace(old, new), encoding="utf-8")
+
+    def append(self, relative: str, text: str) -> None:
+        """Grow a data file by ``text`` (new rows), as a user adding data does."""
+        with open(self.root / relative, "a", encoding="utf-8") as handle:
+            handle.write(text)
 
     def copy(self, destination: Path, keep_times: bool = True) -> Project:
         """``cp -a`` (times and hard links kept), or a plain copy whose files all get new mtimes."""

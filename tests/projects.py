@@ -13,6 +13,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from e2e import CALLS_HELPER
+
 SCRIPT = "src/model.py"
 
 
@@ -62,3 +64,97 @@ def pipeline(processes: list[dict[str, Any]], adjlist: str | list[str] | None = 
     experiment["pipeline"] = body
     config["experiment"] = experiment
     return config
+
+
+# -- growing-data projects: the e2e tests of growing splits, their nesting and their charts --------
+# Their functions call ``called`` (e2e.CALLS_HELPER), so a test counts the user code each run executed.
+
+ROWS_CONFIG = """\
+scripts: {main: src/main.py}
+data: {path: data/raw.csv}
+experiment:
+  pipeline:
+    process_adjlist: |
+      load split
+      split train
+      train agg
+    processes:
+      - name: load
+      - {name: split, data_parallelism: {rows_per_partition: 10}}
+      - name: train
+      - {name: agg, data_aggregation: true}
+"""
+"""A growing split of data/raw.csv (``id,x`` rows, see ``csv_rows``) into chunks of 10 rows."""
+
+BUCKETS_CONFIG = """\
+scripts: {main: src/main.py}
+data: {path: data/raw.csv}
+experiment:
+  pipeline:
+    process_adjlist: |
+      load part
+      part split
+      split work
+      work agg
+      agg total
+    processes:
+      - name: load
+      - {name: part, data_parallelism: {by: g, buckets: 2}}
+      - {name: split, data_parallelism: {rows_per_partition: 3}}
+      - name: work
+      - {name: agg, data_aggregation: true}
+      - {name: total, data_aggregation: true}
+"""
+"""A growing split (chunks of 3 rows) inside each of 2 ``by`` buckets (``id,g,x`` rows, see ``bucket_rows``)."""
+
+BUCKETS_MAIN = CALLS_HELPER + '''
+import random
+
+import pandas as pd
+
+from expops_smk import log_metric
+
+
+def load():
+    called("load")
+    return {"data": pd.read_csv("data/raw.csv")}
+
+
+def work(data):
+    called(f"work {data['id'].iloc[0]}")
+    log_metric("rows", len(data))
+    return {"s": int(data["x"].sum()), "noise": random.random()}
+
+
+def agg(s):
+    called("agg")
+    return {"t": sum(s.values()), "branches": sorted(s)}
+
+
+def total(t):
+    called("total")
+    return {"all": sum(t.values())}
+'''
+
+BUCKET_ONE, BUCKET_TWO = "g", "a"
+"""Keys of the two buckets: stable_bucket(key, 2) is 1 and 2, a fixed hash, so they never move."""
+
+
+def with_charts(config: str, charts: str) -> str:
+    """``config`` (one of the above) with ``reporting: src/charts.py`` and the chart processes
+    ``charts`` (YAML list items) after its processes: the same pipeline, with charts drawn over it."""
+    scripts = "scripts: {main: src/main.py}\n"
+    assert config.startswith(scripts)
+    return "scripts: {main: src/main.py, reporting: src/charts.py}\n" + config[len(scripts):] + charts
+
+
+def csv_rows(first: int, last: int, decimals: str = "") -> str:
+    """Rows ``id,x`` with ids first..last, x the id followed by ``decimals`` (such as ".5")."""
+    return "".join(f"{i},{i}{decimals}\n" for i in range(first, last + 1))
+
+
+def bucket_rows(first: int, last: int) -> str:
+    """Rows ``id,g,x`` with ids first..last; ids 5k and 5k+2 go to bucket 2, the others to bucket 1.
+    (Not alternating: pandas would give a bucket of every other row a RangeIndex, which the next
+    irregular row turns into a plain index, a change of every chunk's content.)"""
+    return "".join(f"{i},{BUCKET_TWO if i % 5 in (0, 2) else BUCKET_ONE},{i}\n" for i in range(first, last + 1))

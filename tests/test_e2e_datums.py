@@ -7,7 +7,6 @@ aggregations above them.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -15,25 +14,9 @@ import pytest
 from e2e import CALLS_HELPER, EXPOPS_SMK, Project
 from expops_smk import load_all
 from expops_smk.runtime.datums import key_number
-from projects import write_project
+from projects import ROWS_CONFIG, csv_rows, write_project
 
 pytestmark = pytest.mark.e2e
-
-ROWS_CONFIG = """\
-scripts: {main: src/main.py}
-data: {path: data/raw.csv}
-experiment:
-  pipeline:
-    process_adjlist: |
-      load split
-      split train
-      train agg
-    processes:
-      - name: load
-      - {name: split, data_parallelism: {rows_per_partition: 10}}
-      - name: train
-      - {name: agg, data_aggregation: true}
-"""
 
 ROWS_MAIN = CALLS_HELPER + '''
 import csv
@@ -56,18 +39,10 @@ def agg(score):
 '''
 
 
-def csv_rows(first: int, last: int) -> str:
-    return "".join(f"{i},{i}.5\n" for i in range(first, last + 1))
-
-
-def partitions(project: Project, split: str) -> list[dict[str, object]]:
-    return json.loads((project.root / "results" / split / "_partitions.json").read_text())["partitions"]
-
-
 @pytest.fixture
 def rows_project(tmp_path: Path) -> Project:
     root = write_project(tmp_path / "rows", ROWS_CONFIG, ROWS_MAIN, script_path="src/main.py",
-                         files={"data/raw.csv": "id,x\n" + csv_rows(1, 99)})
+                         files={"data/raw.csv": "id,x\n" + csv_rows(1, 99, ".5")})
     project = Project(root)
     cold = project.run()
     assert sorted(cold.calls) == sorted(["load", "agg", *(f"train {10 * k + 1}" for k in range(10))])
@@ -76,17 +51,15 @@ def rows_project(tmp_path: Path) -> Project:
 
 def test_appending_rows_runs_only_the_last_and_new_chunks(rows_project: Project) -> None:
     project = rows_project
-    with open(project.root / "data/raw.csv", "a", encoding="utf-8") as handle:
-        handle.write(csv_rows(100, 100))  # ~1%: completes chunk 10
+    project.append("data/raw.csv", csv_rows(100, 100, ".5"))  # ~1%: completes chunk 10
     dry = project.dry_run()  # previews the jobs up to the split; the rest is decided after it ran
     assert "checkpoint jobs" in dry.output and dry.calls == []
     grown = project.snakemake()
     assert sorted(grown.calls) == ["agg", "load", "train 91"]
-    with open(project.root / "data/raw.csv", "a", encoding="utf-8") as handle:
-        handle.write(csv_rows(101, 102))  # opens chunk 11
+    project.append("data/raw.csv", csv_rows(101, 102, ".5"))  # opens chunk 11
     added = project.snakemake()
     assert sorted(added.calls) == ["agg", "load", "train 101"]
-    assert [p["label"] for p in partitions(project, "split")][-2:] == ["rows 90-99", "rows 100-101"]
+    assert [p["label"] for p in project.partitions("split")][-2:] == ["rows 90-99", "rows 100-101"]
     assert project.value("agg", "total") == sum(i + 0.5 for i in range(1, 103))
     assert project.value("agg", "branches") == sorted(f"data{k}" for k in range(1, 12))
     assert len(load_all(project.root, "train")) == 11  # results/ readers see the partitions that exist
@@ -133,8 +106,8 @@ def test_files_mode_runs_one_chain_per_added_changed_or_removed_file(tmp_path: P
     project = Project(write_project(tmp_path / "files", FILES_CONFIG, FILES_MAIN, script_path="src/main.py",
                                     files=files))
     cold = project.run()
-    assert len([c for c in cold.calls if c.startswith("embed")]) == 20 and "summary" in cold.calls
-    assert len(partitions(project, "images")) == 20
+    assert len(cold.calls_to("embed")) == 20 and "summary" in cold.calls
+    assert len(project.partitions("images")) == 20
 
     (project.root / "data/images/img21.txt").write_text("y" * 21, encoding="utf-8")
     (project.root / "data/images/img03.txt").write_text("w" * 3, encoding="utf-8")
@@ -155,7 +128,7 @@ def test_files_mode_runs_one_chain_per_added_changed_or_removed_file(tmp_path: P
     status = project.command([EXPOPS_SMK, "status", "."]).stdout
     assert "next run: 20 unchanged" in status
     assert project.value("summary", "count") == 20
-    labels = [p["label"] for p in partitions(project, "images")]
+    labels = [p["label"] for p in project.partitions("images")]
     assert "data/images/img07.txt" not in labels and "data/images/img21.txt" in labels and len(labels) == 20
     assert project.snakemake().nothing_to_do
 
@@ -204,24 +177,22 @@ def test_by_mode_runs_only_the_chain_of_the_key_that_got_a_row(tmp_path: Path) -
     project = Project(write_project(tmp_path / "by", BY_CONFIG, BY_MAIN, script_path="src/main.py",
                                     files={"data/sales.csv": SALES}))
     cold = project.run()
-    assert len([c for c in cold.calls if c.startswith("fit")]) == 8
+    assert len(cold.calls_to("fit")) == 8
     # A key's id derives from the key alone; the label shows the key.
-    ids = {p["label"]: p["id"] for p in partitions(project, "split")}
+    ids = {p["label"]: p["id"] for p in project.partitions("split")}
     assert ids == {f"shop={key}": f"p{key_number(key)}" for key in ("east", "north", "south", "west")}
-    with open(project.root / "data/sales.csv", "a", encoding="utf-8") as handle:
-        handle.write("south,10\n")
+    project.append("data/sales.csv", "south,10\n")
     grown = project.snakemake()
     assert sorted(grown.calls) == ["fit south 1", "fit south 2", "load", "report"]
     status = project.command([EXPOPS_SMK, "status", "."]).stdout
     assert "split (by=shop): next run: 4 unchanged" in status  # its input, cut and digested, is what it recorded
-    with open(project.root / "data/sales.csv", "a", encoding="utf-8") as handle:
-        handle.write("central,7\n")  # sorts first: the existing keys keep their ids all the same
+    project.append("data/sales.csv", "central,7\n")  # sorts first: the existing keys keep their ids all the same
     status = project.command([EXPOPS_SMK, "status", "."]).stdout
     assert (f"split (by=shop): last run: 1 changed (p{key_number('south')} shop=south); 3 unchanged; cannot predict "
             "the next run: upstream load will run first; its outputs decide the partitions") in status
     added = project.snakemake()
     assert sorted(added.calls) == ["fit central 1", "fit central 2", "load", "report"]
-    assert {p["label"]: p["id"] for p in partitions(project, "split")} == {**ids, "shop=central": f"p{key_number('central')}"}
+    assert {p["label"]: p["id"] for p in project.partitions("split")} == {**ids, "shop=central": f"p{key_number('central')}"}
     assert project.value("report", "total") == 3 * (1 + 2 + 3 + 4 + 5 + 10 + 7)
 
     project.edit("configs/project_config.yaml", "by: shop", "by: store")

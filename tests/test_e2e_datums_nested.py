@@ -7,7 +7,6 @@ branch. The tests grow the data of one branch and count the user functions that 
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -17,87 +16,21 @@ from e2e import CALLS_HELPER, EXPOPS_SMK, Project
 from expops_smk import load_all, metrics
 from expops_smk.runtime.datums import key_number
 from expops_smk.runtime.splitting import stable_bucket
-from projects import write_project
+from projects import BUCKET_ONE, BUCKET_TWO, BUCKETS_CONFIG, BUCKETS_MAIN, bucket_rows, write_project
 
 pytestmark = pytest.mark.e2e
 
-BUCKETS_CONFIG = """\
-scripts: {main: src/main.py}
-data: {path: data/raw.csv}
-experiment:
-  pipeline:
-    process_adjlist: |
-      load part
-      part split
-      split work
-      work agg
-      agg total
-    processes:
-      - name: load
-      - {name: part, data_parallelism: {by: g, buckets: 2}}
-      - {name: split, data_parallelism: {rows_per_partition: 3}}
-      - name: work
-      - {name: agg, data_aggregation: true}
-      - {name: total, data_aggregation: true}
-"""
-
-BUCKETS_MAIN = CALLS_HELPER + '''
-import random
-
-import pandas as pd
-
-from expops_smk import log_metric
-
-
-def load():
-    called("load")
-    return {"data": pd.read_csv("data/raw.csv")}
-
-
-def work(data):
-    called(f"work {data['id'].iloc[0]}")
-    log_metric("rows", len(data))
-    return {"s": int(data["x"].sum()), "noise": random.random()}
-
-
-def agg(s):
-    called("agg")
-    return {"t": sum(s.values()), "branches": sorted(s)}
-
-
-def total(t):
-    called("total")
-    return {"all": sum(t.values())}
-'''
-
-# Keys of the two buckets (stable_bucket is a fixed hash: these never move).
-IN_ONE, IN_TWO = "g", "a"
-
-
-def rows(first: int, last: int) -> str:
-    """Rows with ids first..last; ids 5k and 5k+2 go to bucket 2. (Not alternating: pandas would give
-    a bucket of every other row a RangeIndex, which the next irregular row turns into a plain index,
-    a change of every chunk's content.)"""
-    return "".join(f"{i},{IN_TWO if i % 5 in (0, 2) else IN_ONE},{i}\n" for i in range(first, last + 1))
-
-
-def listed(project: Project, folder: str) -> list[dict[str, object]]:
-    return json.loads((project.root / "results" / folder / "_partitions.json").read_text())["partitions"]
-
-
 def test_growing_one_outer_branch_runs_only_its_new_chunks(tmp_path: Path) -> None:
-    assert (stable_bucket(IN_ONE, 2), stable_bucket(IN_TWO, 2)) == (1, 2)
+    assert (stable_bucket(BUCKET_ONE, 2), stable_bucket(BUCKET_TWO, 2)) == (1, 2)
     root = write_project(tmp_path / "grown", BUCKETS_CONFIG, BUCKETS_MAIN, script_path="src/main.py",
-                         files={"data/raw.csv": "id,g,x\n" + rows(1, 20)})
+                         files={"data/raw.csv": "id,g,x\n" + bucket_rows(1, 20)})
     project = Project(root)
     cold = project.run()
     # Chunks of 3: bucket 1 has ids 1 3 4 | 6 8 9 | 11 13 14 | 16 18 19, bucket 2 2 5 7 | 10 12 15 | 17 20.
-    assert sorted(c for c in cold.calls if c.startswith("work")) == sorted(
-        f"work {i}" for i in (1, 6, 11, 16, 2, 10, 17))
-    assert [p["id"] for p in listed(project, "split/p1")] == ["p1", "p2", "p3", "p4"]
+    assert cold.calls_to("work") == sorted(f"work {i}" for i in (1, 6, 11, 16, 2, 10, 17))
+    assert [p["id"] for p in project.partitions("split/p1")] == ["p1", "p2", "p3", "p4"]
 
-    with open(root / "data/raw.csv", "a", encoding="utf-8") as handle:
-        handle.write(rows(21, 21))  # bucket 1 only: opens its chunk 5
+    project.append("data/raw.csv", bucket_rows(21, 21))  # bucket 1 only: opens its chunk 5
     status = project.command([EXPOPS_SMK, "status", "."]).stdout
     assert ("split P1 (rows_per_partition=3): last run: 4 new (p1 rows 0-2, p2 rows 3-5, p3 rows 6-8, p4 rows 9-11); "
             "cannot predict the next run: upstream part will run first") in status
@@ -105,12 +38,12 @@ def test_growing_one_outer_branch_runs_only_its_new_chunks(tmp_path: Path) -> No
     assert "checkpoint jobs" in dry.output and dry.calls == []
     grown = project.snakemake()
     assert sorted(grown.calls) == ["agg", "load", "total", "work 21"]
-    with open(root / "data/raw.csv", "a", encoding="utf-8") as handle:
-        handle.write(rows(22, 25))  # bucket 1: 23 24 join chunk 5; bucket 2: 22 completes chunk 3, 25 opens 4
+    # bucket 1: 23 24 join chunk 5; bucket 2: 22 completes chunk 3, 25 opens 4
+    project.append("data/raw.csv", bucket_rows(22, 25))
     grown = project.snakemake()
     assert sorted(grown.calls) == ["agg", "agg", "load", "total", "work 17", "work 21", "work 25"]
-    assert [p["label"] for p in listed(project, "split/p1")][-1] == "rows 12-14"
-    assert len(listed(project, "split/p1")) == 5 and len(listed(project, "split/p2")) == 4
+    assert [p["label"] for p in project.partitions("split/p1")][-1] == "rows 12-14"
+    assert len(project.partitions("split/p1")) == 5 and len(project.partitions("split/p2")) == 4
     assert project.value("agg", "branches", "p1") == [f"data{k}" for k in range(1, 6)]
     assert project.value("total", "all") == sum(range(1, 26))
     assert sorted(load_all(root, "work")) == sorted(
@@ -198,11 +131,11 @@ def test_by_split_inside_a_seed_fan_out_has_partitions_per_seed(tmp_path: Path) 
     project = Project(write_project(tmp_path / "seeds", SEEDS_CONFIG, SEEDS_MAIN, script_path="src/main.py",
                                     files={"data/sales.csv": SALES}))
     cold = project.run()
-    assert sorted(c for c in cold.calls if c.startswith("fit")) == sorted(
+    assert cold.calls_to("fit") == sorted(
         ["fit north 1", "fit northeast 1", "fit north 2", "fit northeast 2", "fit south 2", "fit east 2"])
     assert cold.calls.count("note") == 6  # a final process inside the growing layer: `rule all` lists its nodes
     assert project.value("report", "counts") == {"seed1": 2, "seed2": 4}
-    ids = {p["label"]: p["id"] for p in listed(project, "pick/s2")}
+    ids = {p["label"]: p["id"] for p in project.partitions("pick/s2")}
     assert ids == {f"shop={key}": f"p{key_number(key)}" for key in ("east", "north", "northeast", "south")}
     assert project.node_dir("fit", f"p{key_number('east')}", "2").is_dir()
     # People see the key: in the graph's partition headers and in the report's nodes table.
@@ -211,8 +144,7 @@ def test_by_split_inside_a_seed_fan_out_has_partitions_per_seed(tmp_path: Path) 
     from expops_smk.results.report import build_report
     assert f"<td>fit P{east} S2 shop=east</td>" in build_report(project.root).html
 
-    with open(project.root / "data/sales.csv", "a", encoding="utf-8") as handle:
-        handle.write("east,10\n")  # only seed 2's branch has the shop east
+    project.append("data/sales.csv", "east,10\n")  # only seed 2's branch has the shop east
     grown = project.snakemake()
     assert sorted(grown.calls) == ["fit east 2", "load", "note", "pick 1", "pick 2", "report", "shops"]
     assert project.value("report", "total") == (1 + 3) + 2 * (1 + 2 + 3 + 4 + 10)
@@ -256,8 +188,7 @@ def test_a_source_split_cuts_the_data_file_and_status_predicts_its_next_run(tmp_
     project = Project(write_project(tmp_path / "source", SOURCE_CONFIG % split, SOURCE_MAIN,
                                     script_path="src/main.py", files={"data/raw.csv": "id,shop\n1,a\n2,b\n3,a\n"}))
     assert sorted(project.run().calls) == (["agg", "work 1", "work 3"] if mode == "rows" else ["agg", "work 1", "work 2"])
-    with open(project.root / "data/raw.csv", "a", encoding="utf-8") as handle:
-        handle.write("4,b\n5,c\n")
+    project.append("data/raw.csv", "4,b\n5,c\n")
     status = project.command([EXPOPS_SMK, "status", "."]).stdout
     if mode == "rows":
         assert "split (rows_per_partition=2): next run: 1 new (p3 rows 4-4); 1 changed (p2 rows 2-3); 1 unchanged" in status

@@ -15,24 +15,12 @@ import pytest
 
 from e2e import CALLS_HELPER, Project
 from expops_smk.runtime.datums import key_number
-from projects import write_project
+from projects import (BUCKET_ONE, BUCKET_TWO, BUCKETS_CONFIG, ROWS_CONFIG, bucket_rows, csv_rows, with_charts,
+                      write_project)
 
 pytestmark = pytest.mark.e2e
 
-ROWS_CONFIG = """\
-scripts: {main: src/main.py, reporting: src/charts.py}
-data: {path: data/raw.csv}
-experiment:
-  pipeline:
-    process_adjlist: |
-      load split
-      split train
-      train agg
-    processes:
-      - name: load
-      - {name: split, data_parallelism: {rows_per_partition: 10}}
-      - name: train
-      - {name: agg, data_aggregation: true}
+CHARTED_ROWS_CONFIG = with_charts(ROWS_CONFIG, """\
       - name: trains
         code: reporting.trains
         probe_paths: {all: "//*[@name='train']"}
@@ -42,7 +30,7 @@ experiment:
       - name: total
         code: reporting.total
         probe_paths: {agg: "//*[@name='agg']"}
-"""
+""")
 
 ROWS_MAIN = CALLS_HELPER + '''
 import csv
@@ -68,33 +56,27 @@ def agg(score):
     return {"total": sum(score.values())}
 '''
 
-CHARTS = '''
+CHART_HOOK = '''
 import json
 
 
-def _drawn(ctx, metrics):
-    """Test hook: one line per chart drawn, with what it drew (calls.log in the project folder)."""
+def _drawn(ctx, metrics, probes):
+    """Test hook: one line per chart drawn, with what it drew (calls.log in the project folder):
+    the metrics of the probed nodes (keys //...) and of the probes named in ``probes``."""
     numbers = {key: values[metric]["1"] for key, values in metrics.items() if key.startswith("//")
-               or key in ("chunk", "agg") for metric in values}
+               or key in probes for metric in values}
     with open(ctx.project_dir / "calls.log", "a", encoding="utf-8") as handle:
         handle.write(f"chart {ctx.chart_name} {json.dumps(numbers, sort_keys=True)}\\n")
-
-
-def trains(metrics, ctx):
-    _drawn(ctx, metrics)
-
-
-def third(metrics, ctx):
-    _drawn(ctx, metrics)
-
-
-def total(metrics, ctx):
-    _drawn(ctx, metrics)
 '''
 
 
-def csv_rows(first: int, last: int) -> str:
-    return "".join(f"{i},{i}\n" for i in range(first, last + 1))
+def drawing(*charts: str, probes: tuple[str, ...] = ()) -> str:
+    """A chart script whose chart functions ``charts`` each record what they drew (``charts_drawn``)."""
+    return CHART_HOOK + "".join(f"\n\ndef {name}(metrics, ctx):\n    _drawn(ctx, metrics, {probes!r})\n"
+                                for name in charts)
+
+
+CHARTS = drawing("trains", "third", "total", probes=("chunk", "agg"))
 
 
 def train_id(partition: int) -> str:
@@ -114,13 +96,8 @@ def charts_drawn(calls: list[str]) -> dict[str, list[dict[str, float]]]:
     return drawn
 
 
-def append(project: Project, text: str, relative: str = "data/raw.csv") -> None:
-    with open(project.root / relative, "a", encoding="utf-8") as handle:
-        handle.write(text)
-
-
 def test_charts_inside_a_growing_split_draw_the_partitions_that_exist(tmp_path: Path) -> None:
-    project = Project(write_project(tmp_path / "rows", ROWS_CONFIG, ROWS_MAIN, script_path="src/main.py",
+    project = Project(write_project(tmp_path / "rows", CHARTED_ROWS_CONFIG, ROWS_MAIN, script_path="src/main.py",
                                     files={"src/charts.py": CHARTS, "data/raw.csv": "id,x\n" + csv_rows(1, 29)}))
     cold = project.run()
     chunks = {1: chunk_sum(1, 10), 2: chunk_sum(11, 20), 3: chunk_sum(21, 29)}
@@ -131,7 +108,7 @@ def test_charts_inside_a_growing_split_draw_the_partitions_that_exist(tmp_path: 
     }
     assert project.snakemake().nothing_to_do
 
-    append(project, csv_rows(30, 30))  # completes chunk 3: every chart draws it again, once
+    project.append("data/raw.csv", csv_rows(30, 30))  # completes chunk 3: every chart draws it again, once
     grown = project.snakemake()
     chunks[3] = chunk_sum(21, 30)
     assert sorted(c for c in grown.calls if not c.startswith("chart")) == ["agg", "load", "train 21"]
@@ -141,7 +118,7 @@ def test_charts_inside_a_growing_split_draw_the_partitions_that_exist(tmp_path: 
         "total": [{"agg": chunk_sum(1, 30)}],
     }
 
-    append(project, csv_rows(31, 32))  # opens chunk 4: it appears in 'trains'; chunk 3 is unchanged
+    project.append("data/raw.csv", csv_rows(31, 32))  # opens chunk 4: it appears in 'trains'; chunk 3 is unchanged
     added = project.snakemake()
     chunks[4] = chunk_sum(31, 32)
     assert sorted(c for c in added.calls if not c.startswith("chart")) == ["agg", "load", "train 31"]
@@ -174,7 +151,7 @@ def test_charts_inside_a_growing_split_draw_the_partitions_that_exist(tmp_path: 
 def test_a_code_change_below_a_growing_split_reruns_its_chain_without_the_split(tmp_path: Path) -> None:
     """The jobs below a growing split are listed through ``checkpoints.<split>.get()``: it must
     work when the split does not run, or nothing below it would ever re-run."""
-    config = ROWS_CONFIG[:ROWS_CONFIG.index("      - name: trains")]
+    config = with_charts(ROWS_CONFIG, "")  # the charted project's config, its charts left out
     project = Project(write_project(tmp_path / "rows", config, ROWS_MAIN, script_path="src/main.py",
                                     files={"data/raw.csv": "id,x\n" + csv_rows(1, 25)}))
     project.run()
@@ -245,16 +222,7 @@ def report(sold):
     return {"total": sum(sold.values())}
 '''
 
-TWO_SPLITS_CHARTS = '''
-import json
-
-
-def both(metrics, ctx):
-    numbers = {key: values[metric]["1"] for key, values in metrics.items() if key.startswith("//")
-               for metric in values}
-    with open(ctx.project_dir / "calls.log", "a", encoding="utf-8") as handle:
-        handle.write(f"chart {ctx.chart_name} {json.dumps(numbers, sort_keys=True)}\\n")
-'''
+TWO_SPLITS_CHARTS = drawing("both")
 
 
 def test_a_chart_probing_two_growing_splits_follows_both(tmp_path: Path) -> None:
@@ -290,44 +258,27 @@ def test_a_chart_probing_two_growing_splits_follows_both(tmp_path: Path) -> None
     assert sorted(c for c in removed.calls if not c.startswith("chart")) == ["gallery"]
     assert charts_drawn(removed.calls) == {"both": [{**lengths, **sold}]}
 
-    append(project, "south,5\n", "data/sales.csv")  # the other split: one key's node changes
+    project.append("data/sales.csv", "south,5\n")  # the other split: one key's node changes
     grown = project.snakemake()
     sold[fit_id("south")] = 7.0
     assert sorted(c for c in grown.calls if not c.startswith("chart")) == ["fit south", "load", "report"]
     assert charts_drawn(grown.calls) == {"both": [{**lengths, **sold}]}
 
-    append(project, "west,0\n", "data/sales.csv")  # a new key
+    project.append("data/sales.csv", "west,0\n")  # a new key
     keyed = project.snakemake()
     sold[fit_id("west")] = 0.0
     assert charts_drawn(keyed.calls) == {"both": [{**lengths, **sold}]}
     assert project.snakemake().nothing_to_do
 
 
-NESTED_CONFIG = """\
-scripts: {main: src/main.py, reporting: src/charts.py}
-data: {path: data/raw.csv}
-experiment:
-  pipeline:
-    process_adjlist: |
-      load part
-      part split
-      split work
-      work agg
-      agg total
-    processes:
-      - name: load
-      - {name: part, data_parallelism: {by: g, buckets: 2}}
-      - {name: split, data_parallelism: {rows_per_partition: 3}}
-      - name: work
-      - {name: agg, data_aggregation: true}
-      - {name: total, data_aggregation: true}
+NESTED_CONFIG = with_charts(BUCKETS_CONFIG, """\
       - name: works
         code: reporting.works
         probe_paths: {all: "//*[@name='work']"}
       - name: first_bucket
         code: reporting.first_bucket
         probe_paths: {ones: "//*[@name='part'][@partition='p1']//*[@name='work']"}
-"""
+""")
 
 NESTED_MAIN = CALLS_HELPER + '''
 import pandas as pd
@@ -356,18 +307,7 @@ def total(t):
     return {"all": sum(t.values())}
 '''
 
-NESTED_CHARTS = TWO_SPLITS_CHARTS.replace("def both(", "def works(") + '''
-
-def first_bucket(metrics, ctx):
-    works(metrics, ctx)
-'''
-
-BUCKET_ONE, BUCKET_TWO = "g", "a"  # stable_bucket(key, 2) is 1 and 2: a fixed hash, they never move
-
-
-def bucket_rows(first: int, last: int) -> str:
-    """Rows with ids first..last; ids 5k and 5k+2 go to bucket 2, the others to bucket 1."""
-    return "".join(f"{i},{BUCKET_TWO if i % 5 in (0, 2) else BUCKET_ONE},{i}\n" for i in range(first, last + 1))
+NESTED_CHARTS = drawing("works", "first_bucket")
 
 
 def test_a_chart_probes_inside_a_growing_split_nested_in_another_fan_out(tmp_path: Path) -> None:
@@ -391,12 +331,12 @@ def test_a_chart_probes_inside_a_growing_split_nested_in_another_fan_out(tmp_pat
             '        lambda wildcards: probed_manifests("works", checkpoints),') in rules
     assert project.snakemake().nothing_to_do
 
-    append(project, bucket_rows(22, 22))  # bucket 2 only: completes its chunk 3
+    project.append("data/raw.csv", bucket_rows(22, 22))  # bucket 2 only: completes its chunk 3
     second = project.snakemake()
     assert sorted(c for c in second.calls if not c.startswith("chart")) == ["agg", "load", "total", "work 17"]
     assert charts_drawn(second.calls) == {"works": [{**ones, **twos}]}  # first_bucket draws nothing that changed
 
-    append(project, bucket_rows(23, 23))  # bucket 1 only: opens its chunk 5
+    project.append("data/raw.csv", bucket_rows(23, 23))  # bucket 1 only: opens its chunk 5
     first = project.snakemake()
     ones[work_id(1, 5)] = 23.0
     assert sorted(c for c in first.calls if not c.startswith("chart")) == ["agg", "load", "total", "work 23"]

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from e2e import Project
-from projects import write_project
-from test_e2e_datums_nested import BUCKETS_CONFIG, BUCKETS_MAIN, rows
+from projects import BUCKETS_CONFIG, BUCKETS_MAIN, bucket_rows, write_project
 
 pytestmark = pytest.mark.e2e
 
@@ -39,26 +38,17 @@ def edit_work(project: Project) -> None:
     project.edit("src/main.py", WORK_LINE, WORK_EDITED)
 
 
-def append(project: Project, text: str) -> None:
-    with open(project.root / "data/raw.csv", "a", encoding="utf-8") as handle:
-        handle.write(text)
-
-
-def works(calls: list[str]) -> list[str]:
-    return sorted(call for call in calls if call.startswith("work"))
-
-
 def test_code_change_and_one_bucket_growing_run_every_chain_in_one_invocation(tmp_path: Path) -> None:
     """by-buckets around rows chunks: bucket 1's split job drops out (its rows did not change), yet
     its `work` nodes (code changed) run in the same invocation, and `total` runs once, on them."""
     assert "      work note\n" in NOTED_CONFIG and "- name: note" in NOTED_CONFIG
     project = Project(write_project(tmp_path / "p", NOTED_CONFIG, NOTED_MAIN, script_path="src/main.py",
-                                    files={"data/raw.csv": "id,g,x\n" + rows(1, 20)}))
+                                    files={"data/raw.csv": "id,g,x\n" + bucket_rows(1, 20)}))
     assert project.run().calls.count("note") == 7
     edit_work(project)
-    append(project, rows(22, 22))  # bucket 2: completes its chunk 3 (17 20 22)
+    project.append("data/raw.csv", bucket_rows(22, 22))  # bucket 2: completes its chunk 3 (17 20 22)
     grown = project.run()
-    assert works(grown.calls) == sorted(f"work {i}" for i in (1, 6, 11, 16, 2, 10, 17))
+    assert grown.calls_to("work") == sorted(f"work {i}" for i in (1, 6, 11, 16, 2, 10, 17))
     assert grown.calls.count("total") == 1 and grown.calls.count("agg") == 2
     assert grown.calls.count("note") == 7  # every `s` doubled: `rule all` listed bucket 1's notes too
     assert project.value("note", "line", "p1-p1") == f"s={2 * (1 + 3 + 4)}"
@@ -73,13 +63,13 @@ SIZE_CONFIG = BUCKETS_CONFIG.replace("{by: g, buckets: 2}", "{size: 2}")
 def test_code_change_and_one_size_slice_edited_run_every_chain_in_one_invocation(tmp_path: Path) -> None:
     """The same inside a `size:` fan-out: a row of slice 2 edited leaves slice 1's split job out."""
     project = Project(write_project(tmp_path / "p", SIZE_CONFIG, BUCKETS_MAIN, script_path="src/main.py",
-                                    files={"data/raw.csv": "id,g,x\n" + rows(1, 20)}))
+                                    files={"data/raw.csv": "id,g,x\n" + bucket_rows(1, 20)}))
     project.run()
     edit_work(project)
     project.edit("data/raw.csv", "\n20,a,20\n", "\n20,a,200\n")  # slice 2 (rows 11-20), its chunk 4 (ids 20)
     grown = project.run()
     # Slices of 10 rows, chunks of 3: slice 1 ids 1 4 7 10, slice 2 ids 11 14 17 20.
-    assert works(grown.calls) == sorted(f"work {i}" for i in (1, 4, 7, 10, 11, 14, 17, 20))
+    assert grown.calls_to("work") == sorted(f"work {i}" for i in (1, 4, 7, 10, 11, 14, 17, 20))
     assert grown.calls.count("total") == 1 and grown.calls.count("agg") == 2
     assert project.value("total", "all") == 2 * (sum(range(1, 20)) + 200)
     assert project.snakemake().nothing_to_do
@@ -92,12 +82,12 @@ def test_nodes_below_an_inner_growing_split_wait_for_its_re_cut(tmp_path: Path) 
     """by (growing) around rows chunks: a code change of `work` and rows re-cutting key a's last
     chunk in one run: that chunk's `work` runs on the new rows, once, and nothing is left to do."""
     project = Project(write_project(tmp_path / "p", GROWING_CONFIG, BUCKETS_MAIN, script_path="src/main.py",
-                                    files={"data/raw.csv": "id,g,x\n" + rows(1, 20)}))
+                                    files={"data/raw.csv": "id,g,x\n" + bucket_rows(1, 20)}))
     project.run()
     edit_work(project)
-    append(project, rows(22, 22))  # key a: completes its chunk 3 (17 20 22)
+    project.append("data/raw.csv", bucket_rows(22, 22))  # key a: completes its chunk 3 (17 20 22)
     grown = project.run()
-    assert works(grown.calls) == sorted(f"work {i}" for i in (1, 6, 11, 16, 2, 10, 17))
+    assert grown.calls_to("work") == sorted(f"work {i}" for i in (1, 6, 11, 16, 2, 10, 17))
     assert grown.calls.count("total") == 1 and grown.calls.count("agg") == 2
     ids = [i for i in range(1, 23) if i != 21]
     assert project.value("total", "all") == 2 * sum(ids)
@@ -140,10 +130,10 @@ def test_rule_all_lists_the_new_partitions_of_a_split_below_an_aggregated_split(
     checkpoint): `rule all` lists its final nodes from disk and waits for it, so the chunk the new rows
     open runs in the invocation that added them."""
     project = Project(write_project(tmp_path / "p", GATHERED_CONFIG, GATHERED_MAIN, script_path="src/main.py",
-                                    files={"data/raw.csv": "id,g,x\n" + rows(1, 6)}))
-    assert works(project.run().calls) == ["work 1", "work 4"]
-    append(project, rows(7, 7))
-    assert works(project.snakemake().calls) == ["work 7"]
+                                    files={"data/raw.csv": "id,g,x\n" + bucket_rows(1, 6)}))
+    assert project.run().calls_to("work") == ["work 1", "work 4"]
+    project.append("data/raw.csv", bucket_rows(7, 7))
+    assert project.snakemake().calls_to("work") == ["work 7"]
     assert project.snakemake().nothing_to_do
 
 
@@ -159,10 +149,10 @@ def test_a_key_removed_in_the_run_of_a_code_change_leaves_no_job_behind(tmp_path
 
     project = Project(write_project(tmp_path / "p", KEYS_CONFIG, BUCKETS_MAIN, script_path="src/main.py",
                                     files={"data/raw.csv": data(False)}))
-    assert works(project.run().calls) == ["work 1", "work 2", "work 3", "work 4"]
+    assert project.run().calls_to("work") == ["work 1", "work 2", "work 3", "work 4"]
     edit_work(project)
     (project.root / "data/raw.csv").write_text(data(True), encoding="utf-8")
     grown = project.run()
-    assert works(grown.calls) == ["work 1", "work 2", "work 3"]
+    assert grown.calls_to("work") == ["work 1", "work 2", "work 3"]
     assert project.value("total", "all") == 2 * sum(range(1, 7))
     assert project.snakemake().nothing_to_do
