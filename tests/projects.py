@@ -66,6 +66,22 @@ def pipeline(processes: list[dict[str, Any]], adjlist: str | list[str] | None = 
     return config
 
 
+def one_process_project(root: Path, name: str, process: str) -> Path:
+    """The smallest real project: ``metadata.name`` ``name``, one process ``process`` (src/main.py)
+    returning the artifact ``rows`` = [1, 2, 3]."""
+    config = f"""\
+metadata: {{name: {name}}}
+scripts: {{main: src/main.py}}
+experiment:
+  pipeline:
+    process_adjlist: |
+      {process}
+    processes:
+      - name: {process}
+"""
+    return write_project(root, config, f'def {process}():\n    return {{"rows": [1, 2, 3]}}\n', script_path="src/main.py")
+
+
 # -- growing-data projects: the e2e tests of growing splits, their nesting and their charts --------
 # Their functions call ``called`` (e2e.CALLS_HELPER), so a test counts the user code each run executed.
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from e2e import Project
-from projects import write_project
+from projects import one_process_project
 
 from expops_smk.errors import ExpopsError
 from expops_smk.store.artifact_store import Store
@@ -73,19 +73,7 @@ def test_a_symlinked_results_or_store_folder_as_a_whole_is_allowed(tmp_path: Pat
 
 
 def test_symlinked_node_folder_with_forcerun_leaves_the_outside_untouched(tmp_path: Path) -> None:
-    root = write_project(tmp_path / "project", """\
-metadata: {name: links}
-scripts: {main: src/main.py}
-experiment:
-  pipeline:
-    process_adjlist: |
-      load_data
-    processes:
-      - name: load_data
-""", """\
-def load_data():
-    return {"rows": [1, 2, 3]}
-""", script_path="src/main.py")
+    root = one_process_project(tmp_path / "project", "links", "load_data")
     project = Project(root)
     project.run()
     outside = _outside(tmp_path)
@@ -150,19 +138,7 @@ def _rewrite_manifest_to_match(root: Path, folder: str, key: str, replacement: o
 def test_verify_reports_a_manifest_that_disagrees_with_its_run_record(tmp_path: Path) -> None:
     from expops_smk.results.housekeeping import verify
 
-    root = write_project(tmp_path / "project", """\
-metadata: {name: records}
-scripts: {main: src/main.py}
-experiment:
-  pipeline:
-    process_adjlist: |
-      load_data
-    processes:
-      - name: load_data
-""", """\
-def load_data():
-    return {"rows": [1, 2, 3]}
-""", script_path="src/main.py")
+    root = one_process_project(tmp_path / "project", "records", "load_data")
     Project(root).run()
     assert verify(root) == []
     _rewrite_manifest_to_match(root, "results/load_data", "rows", [6, 6, 6])

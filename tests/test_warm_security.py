@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from e2e import Project, _env
-from projects import write_project
+from projects import one_process_project
 
 from expops_smk.codegen.prepare import generate_project
 from expops_smk.layout import JOB_CLIENT
@@ -54,19 +54,7 @@ SQUATTER = textwrap.dedent("""\
 @pytest.fixture
 def job(tmp_path: Path) -> Iterator[tuple[Project, dict[str, str], Path]]:
     """A generated one-node project, and an env whose XDG_RUNTIME_DIR is a fresh dir like /tmp."""
-    root = write_project(tmp_path / "project", """\
-metadata: {name: squat}
-scripts: {main: src/main.py}
-experiment:
-  pipeline:
-    process_adjlist: |
-      make
-    processes:
-      - name: make
-""", """\
-def make():
-    return {"rows": [1, 2, 3]}
-""", script_path="src/main.py")
+    root = one_process_project(tmp_path / "project", "squat", "make")
     generate_project(root)
     base = Path(tempfile.mkdtemp(prefix="expops-squat-", dir="/tmp"))
     base.chmod(0o1777)  # like /tmp: anyone may create a folder in it
