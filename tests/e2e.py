@@ -84,6 +84,12 @@ class Run:
         return f"$ {' '.join(self.command)}\nexit {self.returncode}\n{self.output[-6000:]}"
 
 
+def assert_nothing_ran(run: Run) -> None:
+    """Snakemake had nothing to do: no node was scheduled and no user code executed."""
+    assert run.nothing_to_do, run.describe()
+    assert run.outcomes == {} and run.calls == []
+
+
 @dataclass
 class Project:
     root: Path
@@ -116,6 +122,14 @@ class Project:
 
     def dry_run(self) -> Run:
         return self.snakemake("-n")
+
+    def status(self) -> str:
+        """What ``expops-smk status .`` prints: one line per node (what ran last, what runs next)."""
+        return self.command([EXPOPS_SMK, "status", "."]).stdout
+
+    def status_by_node(self) -> dict[str, str]:
+        """``status`` as node label -> the rest of its line."""
+        return dict(line.split(": ", 1) for line in self.status().splitlines())
 
     def calls(self) -> list[str]:
         try:

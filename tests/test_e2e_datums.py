@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e import CALLS_HELPER, EXPOPS_SMK, Project
+from e2e import CALLS_HELPER, Project
 from expops_smk import load_all
 from expops_smk.runtime.datums import key_number
 from projects import ROWS_CONFIG, csv_rows, write_project
@@ -111,7 +111,7 @@ def test_files_mode_runs_one_chain_per_added_changed_or_removed_file(tmp_path: P
 
     (project.root / "data/images/img21.txt").write_text("y" * 21, encoding="utf-8")
     (project.root / "data/images/img03.txt").write_text("w" * 3, encoding="utf-8")
-    status = project.command([EXPOPS_SMK, "status", "."]).stdout
+    status = project.status()
     assert ("images (files=data/images/*.txt): next run: 1 new (data/images/img21.txt); "
             f"1 changed (p{key_number('data/images/img03.txt')} data/images/img03.txt); 19 unchanged") in status
     (project.root / "data/images/img03.txt").write_text("x" * 3, encoding="utf-8")  # back: unchanged
@@ -125,7 +125,7 @@ def test_files_mode_runs_one_chain_per_added_changed_or_removed_file(tmp_path: P
     (project.root / "data/images/img07.txt").unlink()
     removed = project.snakemake()
     assert removed.calls == ["summary"]
-    status = project.command([EXPOPS_SMK, "status", "."]).stdout
+    status = project.status()
     assert "next run: 20 unchanged" in status
     assert project.value("summary", "count") == 20
     labels = [p["label"] for p in project.partitions("images")]
@@ -184,10 +184,10 @@ def test_by_mode_runs_only_the_chain_of_the_key_that_got_a_row(tmp_path: Path) -
     project.append("data/sales.csv", "south,10\n")
     grown = project.snakemake()
     assert sorted(grown.calls) == ["fit south 1", "fit south 2", "load", "report"]
-    status = project.command([EXPOPS_SMK, "status", "."]).stdout
+    status = project.status()
     assert "split (by=shop): next run: 4 unchanged" in status  # its input, cut and digested, is what it recorded
     project.append("data/sales.csv", "central,7\n")  # sorts first: the existing keys keep their ids all the same
-    status = project.command([EXPOPS_SMK, "status", "."]).stdout
+    status = project.status()
     assert (f"split (by=shop): last run: 1 changed (p{key_number('south')} shop=south); 3 unchanged; cannot predict "
             "the next run: upstream load will run first; its outputs decide the partitions") in status
     added = project.snakemake()

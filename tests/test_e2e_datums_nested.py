@@ -31,7 +31,7 @@ def test_growing_one_outer_branch_runs_only_its_new_chunks(tmp_path: Path) -> No
     assert [p["id"] for p in project.partitions("split/p1")] == ["p1", "p2", "p3", "p4"]
 
     project.append("data/raw.csv", bucket_rows(21, 21))  # bucket 1 only: opens its chunk 5
-    status = project.command([EXPOPS_SMK, "status", "."]).stdout
+    status = project.status()
     assert ("split P1 (rows_per_partition=3): last run: 4 new (p1 rows 0-2, p2 rows 3-5, p3 rows 6-8, p4 rows 9-11); "
             "cannot predict the next run: upstream part will run first") in status
     dry = project.dry_run()
@@ -51,7 +51,7 @@ def test_growing_one_outer_branch_runs_only_its_new_chunks(tmp_path: Path) -> No
     assert "work P1-P5" in set(metrics(root)["label"]) and "p1-p5" in project.command(
         [EXPOPS_SMK, "graph", ".", "--format", "json"]).stdout
     assert project.snakemake().nothing_to_do
-    status = project.command([EXPOPS_SMK, "status", "."]).stdout
+    status = project.status()
     assert "split P1 (rows_per_partition=3): next run: 5 unchanged" in status
     assert "split P2 (rows_per_partition=3): next run: 4 unchanged" in status
 
@@ -148,7 +148,7 @@ def test_by_split_inside_a_seed_fan_out_has_partitions_per_seed(tmp_path: Path) 
     grown = project.snakemake()
     assert sorted(grown.calls) == ["fit east 2", "load", "note", "pick 1", "pick 2", "report", "shops"]
     assert project.value("report", "total") == (1 + 3) + 2 * (1 + 2 + 3 + 4 + 10)
-    status = project.command([EXPOPS_SMK, "status", "."]).stdout
+    status = project.status()
     assert (f"pick S2 (by=shop): last run: 1 changed (p{key_number('east')} shop=east); 3 unchanged; cannot predict "
             "the next run: its code: function pick() makes what it cuts, when the split runs") in status
     assert "pick S1 (by=shop): last run: 2 unchanged" in status
@@ -189,7 +189,7 @@ def test_a_source_split_cuts_the_data_file_and_status_predicts_its_next_run(tmp_
                                     script_path="src/main.py", files={"data/raw.csv": "id,shop\n1,a\n2,b\n3,a\n"}))
     assert sorted(project.run().calls) == (["agg", "work 1", "work 3"] if mode == "rows" else ["agg", "work 1", "work 2"])
     project.append("data/raw.csv", "4,b\n5,c\n")
-    status = project.command([EXPOPS_SMK, "status", "."]).stdout
+    status = project.status()
     if mode == "rows":
         assert "split (rows_per_partition=2): next run: 1 new (p3 rows 4-4); 1 changed (p2 rows 2-3); 1 unchanged" in status
     else:
@@ -198,4 +198,4 @@ def test_a_source_split_cuts_the_data_file_and_status_predicts_its_next_run(tmp_
     assert sorted(project.snakemake().calls) == (["agg", "work 3", "work 5"] if mode == "rows"
                                                  else ["agg", "work 2", "work 5"])
     assert project.value("agg", "total") == 15
-    assert "next run: 3 unchanged" in project.command([EXPOPS_SMK, "status", "."]).stdout
+    assert "next run: 3 unchanged" in project.status()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e import CALLS_HELPER, EXPOPS_SMK, Project, Run
+from e2e import CALLS_HELPER, Project, assert_nothing_ran
 from projects import write_project
 from reliability_projects import stop_warm_processes
 
@@ -96,20 +96,10 @@ def make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra_config: str = ""
     return project
 
 
-def status(project: Project) -> dict[str, str]:
-    run = project.command([EXPOPS_SMK, "status", "."])
-    return dict(line.split(": ", 1) for line in run.stdout.splitlines())
-
-
-def assert_nothing_ran(run: Run) -> None:
-    assert run.nothing_to_do, run.describe()
-    assert run.outcomes == {} and run.calls == []
-
-
 def test_editing_a_helper_module_reruns_only_its_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = make(tmp_path, monkeypatch)
     project.edit("src/helpers.py", "return value + tinylib.ONE", "return value + 2 * tinylib.ONE")
-    before = status(project)
+    before = project.status_by_node()
     assert {label for label, line in before.items() if "code changed: src/helpers.py" in line} == WORK
     assert before["total"].startswith("will run: upstream work P")
     assert all(before[label] == "up to date" for label in ("load", "split"))
@@ -117,17 +107,17 @@ def test_editing_a_helper_module_reruns_only_its_processes(tmp_path: Path, monke
     assert run.executed == {*WORK, "total"}
     assert sorted(run.calls) == ["total", "work 1", "work 3"]
     assert project.value("total", "sum") == 18
-    assert all(line == "up to date" for line in status(project).values())
+    assert all(line == "up to date" for line in project.status_by_node().values())
 
 
 def test_unused_module_and_comment_edits_run_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = make(tmp_path, monkeypatch)
     project.edit("src/unused.py", "return 0", "return 1")
-    assert all(line == "up to date" for line in status(project).values())
+    assert all(line == "up to date" for line in project.status_by_node().values())
     assert_nothing_ran(project.snakemake())
     project.edit("src/helpers.py", "# add one", "# add one (comment edited)")
     project.edit("src/helpers.py", '"""Helpers of the test project."""', '"""Docstring edited."""')
-    assert all(line == "up to date" for line in status(project).values())
+    assert all(line == "up to date" for line in project.status_by_node().values())
     assert_nothing_ran(project.snakemake())
 
 
@@ -135,13 +125,13 @@ def test_library_upgrade_reruns_only_importing_processes(tmp_path: Path, monkeyp
     project = make(tmp_path, monkeypatch)
     assert "tinylib==1.0" in (project.root / "workflow/rules/processes.smk").read_text(encoding="utf-8")
     install_tinylib(tmp_path / "site", "1.1")
-    before = status(project)
+    before = project.status_by_node()
     assert {label for label, line in before.items() if "tinylib 1.0 → 1.1" in line} == WORK
     run = project.snakemake()
     assert run.executed == WORK and run.restored <= {"total"}  # same outputs: total is not recomputed
     assert sorted(run.calls) == ["work 1", "work 3"]
     assert project.run_record("work", "p1")["payload"]["libraries"] == {"tinylib": "1.1"}
-    assert all(line == "up to date" for line in status(project).values())
+    assert all(line == "up to date" for line in project.status_by_node().values())
 
 
 def test_warm_server_that_preloaded_the_old_version_is_retired(tmp_path: Path,
@@ -164,7 +154,7 @@ def test_warm_server_that_preloaded_the_old_version_is_retired(tmp_path: Path,
 def test_library_upgrade_runs_nothing_when_tracking_is_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = make(tmp_path, monkeypatch, "execution: {track_library_versions: false}\n")
     install_tinylib(tmp_path / "site", "1.1")
-    assert all(line == "up to date" for line in status(project).values())
+    assert all(line == "up to date" for line in project.status_by_node().values())
     assert_nothing_ran(project.snakemake())
 
 

@@ -18,7 +18,7 @@ from expops_smk.layout import READS_DIR
 from expops_smk.runtime.run_key import folder_key
 from expops_smk.store.read_records import read_job_record, read_run_reads
 
-from e2e import CALLS_HELPER, EXPOPS_SMK, Project, Run
+from e2e import CALLS_HELPER, Project, assert_nothing_ran
 from projects import write_project
 
 pytestmark = pytest.mark.e2e
@@ -106,16 +106,6 @@ def recorded_reads(project: Project, process: str, partition: str = "") -> dict[
     return reads
 
 
-def status(project: Project) -> dict[str, str]:
-    run = project.command([EXPOPS_SMK, "status", "."])
-    return dict(line.split(": ", 1) for line in run.stdout.splitlines())
-
-
-def assert_nothing_ran(run: Run) -> None:
-    assert run.nothing_to_do, run.describe()
-    assert run.outcomes == {} and run.calls == []
-
-
 def markers(project: Project) -> dict[str, str]:
     """Job key -> content of its reads marker (``.expops/reads/changed/<job>.token``)."""
     folder = project.root / READS_DIR / "changed"
@@ -135,14 +125,14 @@ def test_recorded_reads_change_nothing_by_themselves(project: Project) -> None:
     assert list(recorded_reads(project, "work", "p2")) == ["data/b.txt"]
     assert list(recorded_reads(project, "total")) == [str(project.root.parent / "scratch" / "offset.txt")]
     assert recorded_reads(project, "load") == {}  # calls.log and notes/total.txt were opened for writing
-    assert all(line == "up to date" for line in status(project).values())
+    assert all(line == "up to date" for line in project.status_by_node().values())
     assert_nothing_ran(project.snakemake())
     assert markers(project) == {}  # no job's token moved: no marker input anywhere
 
 
 def test_editing_a_file_read_by_one_partition_reruns_that_node(project: Project) -> None:
     rewrite(project.root / "data/a.txt", "5")
-    before = status(project)
+    before = project.status_by_node()
     assert before["work P1"] == "will run: file changed: data/a.txt"
     assert before["total"] == "will run: upstream work P1 will re-run"
     assert all(before[label] == "up to date" for label in ("load", "split", "work P2"))
@@ -155,7 +145,7 @@ def test_editing_a_file_read_by_one_partition_reruns_that_node(project: Project)
     assert project.value("total", "sum") == 100 + 5 * (1 + 2) + 3 * (3 + 4)
     # The job took its token from its marker and recorded it: the next parse hands it the same one.
     assert markers(project) == {"work/p1": recorded_token(project, "work/p1")}
-    assert all(line == "up to date" for line in status(project).values())
+    assert all(line == "up to date" for line in project.status_by_node().values())
     assert_nothing_ran(project.snakemake())
 
 
@@ -163,7 +153,7 @@ def test_a_second_edit_of_the_same_file_reruns_its_reader_again(project: Project
     """The marker is an input already: its new content (newer, other checksum) schedules the job."""
     first = markers(project)["work/p1"]
     rewrite(project.root / "data/a.txt", "6")
-    assert status(project)["work P1"] == "will run: file changed: data/a.txt"
+    assert project.status_by_node()["work P1"] == "will run: file changed: data/a.txt"
     run = project.snakemake()
     assert run.outcomes == {"work P1": "executed", "total": "executed"} and sorted(run.calls) == ["total", "work p1"]
     assert markers(project)["work/p1"] not in (first, "files-read:none")
@@ -196,14 +186,14 @@ def test_a_job_with_a_marker_below_an_unchanged_partition_is_not_started(project
 def test_identical_content_runs_nothing(project: Project) -> None:
     rewrite(project.root / "data/a.txt", (project.root / "data/a.txt").read_text(encoding="utf-8"))
     rewrite(project.root / "data/b.txt", (project.root / "data/b.txt").read_text(encoding="utf-8"))
-    assert all(line == "up to date" for line in status(project).values())
+    assert all(line == "up to date" for line in project.status_by_node().values())
     assert_nothing_ran(project.snakemake())
 
 
 def test_editing_a_file_outside_the_project_reruns_its_reader(project: Project) -> None:
     outside = project.root.parent / "scratch" / "offset.txt"
     rewrite(outside, "1000")
-    before = status(project)
+    before = project.status_by_node()
     assert before["total"] == f"will run: file changed: {outside}"
     assert sum(line != "up to date" for line in before.values()) == 1
     run = project.snakemake()
@@ -231,7 +221,7 @@ def test_a_file_rewritten_with_the_same_bytes_right_after_a_run_changes_nothing(
     run = project.snakemake()
     assert run.outcomes == {"work P2": "executed", "total": "executed"}
     rewrite(project.root / "data/b.txt", "4")
-    assert all(line == "up to date" for line in status(project).values())
+    assert all(line == "up to date" for line in project.status_by_node().values())
     assert_nothing_ran(project.snakemake())
 
 
@@ -269,11 +259,11 @@ def test_a_file_changed_while_the_node_ran_re_executes_it(tmp_path: Path) -> Non
     project = Project(root)
     first = project.run()
     assert first.calls == ["touch"] and project.value("touch", "value") == "1"
-    assert status(project) == {"touch": "will run: file changed while the node ran: data/x.txt"}
+    assert project.status_by_node() == {"touch": "will run: file changed while the node ran: data/x.txt"}
     second = project.snakemake()
     assert second.outcomes == {"touch": "executed"} and second.calls == ["touch"]
     assert project.value("touch", "value") == "2"
-    assert status(project) == {"touch": "up to date"}
+    assert project.status_by_node() == {"touch": "up to date"}
     assert_nothing_ran(project.snakemake())
 
 

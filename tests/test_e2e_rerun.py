@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from e2e import CALLS_HELPER, Project, Run
+from e2e import CALLS_HELPER, Project, Run, assert_nothing_ran
 from expops_smk import __version__
 from projects import write_project
 
@@ -93,11 +93,6 @@ def job_total(run: Run) -> int:
     match = re.search(r"^total\s+(\d+)$", run.output, flags=re.MULTILINE)
     assert match, run.output
     return int(match.group(1))
-
-
-def assert_nothing_ran(run: Run) -> None:
-    assert run.nothing_to_do, run.describe()
-    assert run.outcomes == {} and run.calls == []
 
 
 @pytest.fixture(scope="module")
