@@ -4,11 +4,14 @@ Two ratios, each against the same thing measured without the feature in the same
 
 - the audit hook: one node whose function opens 1,000 small files, run as a job's command (a fresh
   interpreter, executing: ``EXPOPS_SMK_NO_CACHE=1``), with the recorder active (as shipped) vs
-  inactive (``node_run.recording`` and the pending records' writer replaced by no-ops in the
-  driver). The recorder's cost in the job is the hook (one append per open), sorting the opens out
-  by string operations, one ``stat`` per folder and the pending records; the details give the cost
-  in a warm interpreter (a forked job: imports paid) and what sealing the record costs later,
-  outside the job (at the next parse): with prepare's stat cache, and the first time (hashing).
+  absent (the driver puts no-op stand-ins for the reads modules in ``sys.modules``: not imported,
+  no audit hook installed, nothing recorded). The recorder's cost in the job is its modules'
+  import, the hook (one append per open), its set-up, sorting the opens out by string operations,
+  one ``stat`` per folder and the pending record; the second row gives the cost in a warm interpreter (a forked
+  job: imports paid; the hook is installed on both sides there, since a hook cannot be removed,
+  and does nothing while no call is recorded), with either side first in every other repetition.
+  The details give what sealing the record costs later, outside the job (at the next parse): with
+  prepare's stat cache, and the first time (hashing).
 - ``prepare()``: ``snakemake -n`` on the 10k-node fan-out of P2 where every ``work`` node has a
   recorded read-set (its partition's file and one shared file: 10,000 records, 1,001 files), vs
   the same project without records. The details give the first parse after the records appeared
@@ -40,27 +43,34 @@ SCAN_SCRIPT = '''
 '''
 
 DRIVER = '''
-import contextlib, sys
-from expops_smk.runtime import node_run
-if sys.argv[1] == "off":  # nothing recorded, and the record the measured runs reuse is left alone
-    node_run.recording = lambda recorder: contextlib.nullcontext(recorder)
-    node_run.write_pending_reads = lambda *args: None
+import contextlib, sys, types
+if sys.argv[1] == "off":  # the recorder's modules are never imported: no audit hook, nothing recorded
+    off = types.ModuleType("no_reads")
+    off.__dict__.update(
+        INITIAL_TOKEN="files-read:none", recorder_for=lambda *args: types.SimpleNamespace(pending=lambda: None),
+        recording=contextlib.nullcontext, Pending=lambda *args: None, marker_token=lambda *args: "files-read:none",
+        job_key=lambda *args: "/".join(filter(None, args)), chart_key=lambda chart: chart, changed_reads=lambda *args: [],
+        read_run_reads=lambda *args: {}, write_job_record=lambda *args: None, write_pending_reads=lambda *args: None,
+        run_record_path=lambda root, key: root / "no-reads" / key)
+    for name in ("runtime.reads", "store.pending_reads", "store.read_records", "store.read_markers"):
+        sys.modules[f"expops_smk.{name}"] = off
 from expops_smk.runtime.node_job import main
 sys.exit(main(["scan", "--log", "logs/direct.log"]))
 '''
 
 IN_PROCESS = '''
-import contextlib, sys, time
+import contextlib, sys, time, types
 from pathlib import Path
 from expops_smk.runtime import node_run
 from expops_smk.store.read_records import read_job_record
-shipped = node_run.recording, node_run.write_pending_reads
+shipped = node_run.recorder_for, node_run.recording, node_run.write_pending_reads
+off = (lambda *args: types.SimpleNamespace(pending=lambda: None), lambda recorder: contextlib.nullcontext(recorder),
+       lambda *args: None)
 root = Path(".").resolve()
 samples = {"off": [], "on": [], "first": [], "seal": []}
 for repetition in range(int(sys.argv[1]) + 1):  # the first round only warms up (imports, caches)
-    for mode in ("off", "on"):
-        node_run.recording, node_run.write_pending_reads = shipped if mode == "on" else (
-            lambda recorder: contextlib.nullcontext(recorder), lambda *args: None)
+    for mode in ("off", "on") if repetition % 2 else ("on", "off"):  # either goes first as often
+        node_run.recorder_for, node_run.recording, node_run.write_pending_reads = shipped if mode == "on" else off
         with open("logs/direct.log", "w", encoding="utf-8") as log:
             started = time.perf_counter()
             node_run.NodeRun(root, "scan", "", "", log).run()
@@ -104,7 +114,7 @@ def hook_rows(settings: Settings) -> tuple[list[Row], str]:
     if recorded != files:
         raise RuntimeError(f"P5 reads: the node recorded {recorded} of {files} files")
     warm = dict(item.split("=") for item in run_timed(
-        [PYTHON, "-c", IN_PROCESS, str(runs)], root, env=env).stdout.split())
+        [PYTHON, "-c", IN_PROCESS, str(runs * 5)], root, env=env).stdout.split())
     on, off = median(samples["on"]), median(samples["off"])
     warm_on, warm_off, first, sealed = (float(warm[key]) for key in ("on", "off", "first", "seal"))
     rows = [
@@ -115,7 +125,7 @@ def hook_rows(settings: Settings) -> tuple[list[Row], str]:
             note=f"+{(warm_on - warm_off) / files * 1e6:.0f} µs per file"),
     ]
     detail = (f"- audit hook, {files} small files read by one node: job with the recorder {spread(samples['on'])}, "
-              f"without {spread(samples['off'])}; in one warm interpreter (medians of {runs}): "
+              f"without {spread(samples['off'])}; in one warm interpreter (medians of {runs * 5}): "
               f"{format_seconds(warm_off)} without, {format_seconds(warm_on)} with; sealing the record later, "
               f"outside the job: {format_seconds(sealed)} with prepare's stat cache (a stat per file), "
               f"{format_seconds(first)} the first time (every file hashed, {first / files * 1e6:.0f} µs per file)")

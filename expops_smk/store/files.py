@@ -6,6 +6,7 @@ its destination and renamed into place.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Iterator
@@ -149,6 +150,57 @@ def write_unlinking_first(path: Path, data: bytes) -> None:
         os.rename(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_linked(paths: list[Path], data: bytes, replace: bool = False) -> None:
+    """``write_unlinking_first`` of the same bytes to several paths (folders made as needed): written
+    once and hard-linked under the other names (a system call each, no data written), so the names
+    stay one file until one of them is replaced. Where hard links fail, each name is written.
+
+    ``replace``: rename over the old files instead (``atomic_write``: no moment without a file, for
+    writers outside a job, which do not pay for ext4's write-out at the rename)."""
+    first = paths[0]
+    tmp = os.path.join(first.parent, tmp_name())
+    try:
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileNotFoundError:
+        first.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with open(descriptor, "wb", closefd=True) as handle:
+            handle.write(data)
+        for path in paths[1:]:
+            try:
+                _link(tmp, path, replace)
+            except OSError:  # no hard links here (some network and FUSE file systems), or a writer in between
+                (atomic_write if replace else write_unlinking_first)(path, data)
+        if not replace:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(first)
+        os.rename(tmp, first)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _link(source: str, path: Path, replace: bool) -> None:
+    """Link ``source`` as ``path``: onto the name once the old file is unlinked, or (``replace``)
+    beside it and renamed over it."""
+    target = os.path.join(path.parent, tmp_name()) if replace else path
+    if not replace:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, target)
+    if replace:
+        try:
+            os.rename(target, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
 
 
 def remove_recorded(node_dir: Path, names: set[str], keep: frozenset[str] | set[str] = frozenset()) -> None:
