@@ -4,10 +4,11 @@ Every ``open()``, ``io.open``, ``pathlib`` read, ``os.open`` (and what goes thro
 ``pandas.read_csv``, ``pickle.load`` of an opened file) raises the audit event ``open`` with
 ``(path, mode, flags)``. While a ``Recorder`` is active the hook appends the path of a plain read
 to a list and does nothing else: a node may open thousands of files, and each microsecond per
-``open`` shows in its run time. Audit hooks cannot be removed, so one hook is installed per process
-when this module is imported (in the warm server, whose forked jobs inherit it) and does nothing
-while no call is being recorded: reading inputs and writing artifacts by the runtime itself is
-never recorded.
+``open`` shows in its run time. Audit hooks cannot be removed, so one hook is installed per process,
+when it first records a call (in a job, or in a job forked from the warm server, which never
+records: the imports and start-up before the call raise thousands of audit events that no hook
+then sees), and does nothing while no call is being recorded: reading inputs and writing
+artifacts by the runtime itself is never recorded.
 
 After the call, ``Recorder.pending`` keeps the distinct paths, the paths opened for writing, the
 call's start and end and one ``stat`` per folder read from: no system call per file. Sorting the
@@ -211,7 +212,10 @@ def recording(recorder: Recorder) -> Iterator[Recorder]:
     The start time is taken before the first open can happen and the end time after the last:
     a file whose ctime is not before the start may have changed while the call read it.
     """
-    global _active, _reads_append, _cwd
+    global _active, _reads_append, _cwd, _installed
+    if not _installed:
+        sys.addaudithook(_hook)
+        _installed = True
     previous, _cwd = _active, None
     recorder.started_ns = time.time_ns()
     _active, _reads_append = recorder, recorder.reads.append
@@ -223,5 +227,5 @@ def recording(recorder: Recorder) -> Iterator[Recorder]:
         recorder.ended_ns = time.time_ns()
 
 
+_installed = False  # the hook, in this process (a forked child has its parent's, if any)
 _interpreter_dirs()
-sys.addaudithook(_hook)

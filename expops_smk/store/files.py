@@ -152,10 +152,11 @@ def write_unlinking_first(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_linked(paths: list[Path], data: bytes, replace: bool = False) -> None:
-    """``write_unlinking_first`` of the same bytes to several paths (folders made as needed): written
-    once and hard-linked under the other names (a system call each, no data written), so the names
-    stay one file until one of them is replaced. Where hard links fail, each name is written.
+def write_linked(paths: list[Path], chunks: list[bytes], replace: bool = False) -> None:
+    """``write_unlinking_first`` of the same bytes (``chunks``, written by one ``writev``: no copy
+    joins them) to several paths (folders made as needed): written once and hard-linked under the
+    other names (a system call each, no data written), so the names stay one file until one of
+    them is replaced. Where hard links fail, each name is written.
 
     ``replace``: rename over the old files instead (``atomic_write``: no moment without a file, for
     writers outside a job, which do not pay for ext4's write-out at the rename)."""
@@ -167,13 +168,15 @@ def write_linked(paths: list[Path], data: bytes, replace: bool = False) -> None:
         first.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        with open(descriptor, "wb", closefd=True) as handle:
-            handle.write(data)
+        try:
+            _write_all(descriptor, chunks)
+        finally:
+            os.close(descriptor)
         for path in paths[1:]:
             try:
                 _link(tmp, path, replace)
             except OSError:  # no hard links here (some network and FUSE file systems), or a writer in between
-                (atomic_write if replace else write_unlinking_first)(path, data)
+                (atomic_write if replace else write_unlinking_first)(path, b"".join(chunks))
         if not replace:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(first)
@@ -181,6 +184,14 @@ def write_linked(paths: list[Path], data: bytes, replace: bool = False) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _write_all(descriptor: int, chunks: list[bytes]) -> None:
+    total, written = sum(map(len, chunks)), os.writev(descriptor, chunks)
+    if written < total:  # a short write (a signal, a full disk): the rest, plainly
+        rest = b"".join(chunks)[written:]
+        while rest:
+            rest = rest[os.write(descriptor, rest):]
 
 
 def _link(source: str, path: Path, replace: bool) -> None:

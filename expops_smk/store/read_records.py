@@ -135,7 +135,7 @@ def write_pending_reads(root: Path, key: str, token: str, record_keys: list[str]
         else:
             job_record_path(root, key).unlink(missing_ok=True)
         if paths:
-            write_linked(paths, header.encode() + b"\n" + pending.paths_bytes())
+            write_linked(paths, [header.encode(), b"\n", pending.paths_bytes()])
 
 
 def write_job_record(root: Path, key: str, token: str, reads: Reads) -> None:
@@ -246,7 +246,7 @@ class WriteBack:
                     same = [path for path in paths if _still(path, identity)]
                     with contextlib.suppress(OSError):
                         if same:
-                            write_linked(same, data, replace=True)
+                            write_linked(same, [data], replace=True)
                             written.extend(same)
         self.items.clear()
         return written
@@ -261,9 +261,12 @@ def _still(path: Path, identity: tuple[int, ...]) -> bool:
 
 @contextlib.contextmanager
 def _records_lock(root: Path, kind: int) -> Iterator[None]:
-    folder = Path(root) / READS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    lock = os.path.join(root, READS_DIR, ".lock")
+    try:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:  # the first record of the project
+        Path(lock).parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(descriptor, kind)
         yield
