@@ -152,14 +152,11 @@ def write_unlinking_first(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_linked(paths: list[Path], chunks: list[bytes], replace: bool = False) -> None:
+def write_linked(paths: list[Path], chunks: list[bytes]) -> None:
     """``write_unlinking_first`` of the same bytes (``chunks``, written by one ``writev``: no copy
     joins them) to several paths (folders made as needed): written once and hard-linked under the
     other names (a system call each, no data written), so the names stay one file until one of
-    them is replaced. Where hard links fail, each name is written.
-
-    ``replace``: rename over the old files instead (``atomic_write``: no moment without a file, for
-    writers outside a job, which do not pay for ext4's write-out at the rename)."""
+    them is replaced. Where hard links fail, each name is written."""
     first = paths[0]
     tmp = os.path.join(first.parent, tmp_name())
     try:
@@ -174,12 +171,11 @@ def write_linked(paths: list[Path], chunks: list[bytes], replace: bool = False) 
             os.close(descriptor)
         for path in paths[1:]:
             try:
-                _link(tmp, path, replace)
+                _link_unlinking_first(tmp, path)
             except OSError:  # no hard links here (some network and FUSE file systems), or a writer in between
-                (atomic_write if replace else write_unlinking_first)(path, b"".join(chunks))
-        if not replace:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(first)
+                write_unlinking_first(path, b"".join(chunks))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(first)
         os.rename(tmp, first)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -194,24 +190,14 @@ def _write_all(descriptor: int, chunks: list[bytes]) -> None:
             rest = rest[os.write(descriptor, rest):]
 
 
-def _link(source: str, path: Path, replace: bool) -> None:
-    """Link ``source`` as ``path``: onto the name once the old file is unlinked, or (``replace``)
-    beside it and renamed over it."""
-    target = os.path.join(path.parent, tmp_name()) if replace else path
-    if not replace:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+def _link_unlinking_first(source: str, path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
     try:
-        os.link(source, target)
+        os.link(source, path)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.link(source, target)
-    if replace:
-        try:
-            os.rename(target, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(target)
+        os.link(source, path)
 
 
 def remove_recorded(node_dir: Path, names: set[str], keep: frozenset[str] | set[str] = frozenset()) -> None:

@@ -238,7 +238,10 @@ class WriteBack:
         """Store each sealed record, written once and linked, under those of its names that are still
         the file it was sealed from (a node that ran since replaced the others). Nodes write under the
         shared lock, so the check and the renames cannot interleave with them. Batches keep the nodes
-        of a running workflow from waiting long. Returns the paths replaced."""
+        of a running workflow from waiting long. Each old name is unlinked before the new file takes
+        it, as a node does (renamed over it, ext4 writes the file out: 0.2 ms a record, 2 s for a run
+        of 10,000 jobs); a reader in that moment finds no record and takes the run as unknown, so it
+        re-executes rather than trusts. Returns the paths replaced."""
         written = []
         for start in range(0, len(self.items), batch):
             with contextlib.suppress(OSError), _records_lock(self.root, fcntl.LOCK_EX):
@@ -246,7 +249,7 @@ class WriteBack:
                     same = [path for path in paths if _still(path, identity)]
                     with contextlib.suppress(OSError):
                         if same:
-                            write_linked(same, [data], replace=True)
+                            write_linked(same, [data])  # unlinking first, as a job does: see files.py
                             written.extend(same)
         self.items.clear()
         return written
