@@ -121,8 +121,9 @@ def recorder_for(root: Path, own_inputs: Iterable[Path | str | IO[str] | None] =
     """
     root_text = os.path.abspath(root)
     paths = [item if isinstance(item, (str, Path)) else getattr(item, "name", None) for item in own_inputs]
-    files = frozenset(os.path.join(root_text, path) for path in paths if isinstance(path, (str, Path)) and path)
-    return Recorder(root_text, _excluded_dirs(root_text), frozenset(map(os.path.normpath, files)))
+    files = frozenset(os.path.normpath(os.path.join(root_text, path)) for path in paths
+                      if isinstance(path, (str, Path)) and path)
+    return Recorder(root_text, _excluded_dirs(root_text), files)
 
 
 @functools.lru_cache(maxsize=4)

@@ -2,11 +2,12 @@
 
 A node's outputs depend on the files its function opened as much as on its inputs, so a run records
 every such file. The node itself writes the record *pending* (paths and the call's times only, see
-``store.pending_reads``); whoever reads it first seals it into ``path -> [size, mtime_ns, digest]``
-(path relative to the project when inside it, absolute otherwise), and ``prepare`` writes the
-sealed form back. A restore checks them, ``status`` names the ones that changed, and ``prepare``
-turns them into the per-job *reads token* that the rules carry as a parameter, so Snakemake
-schedules exactly the jobs whose files changed.
+``store.pending_reads``), once: as its job record, hard-linked as the run records of its outputs;
+whoever reads it first seals it into ``path -> [size, mtime_ns, digest]`` (path relative to the
+project when inside it, absolute otherwise), and ``prepare`` (or the run's end) writes the sealed
+form back, once, under the names still linked. A restore checks them, ``status`` names the ones
+that changed, and ``prepare`` turns them into the per-job *reads token* that the rules carry as a
+parameter, so Snakemake schedules exactly the jobs whose files changed.
 
 The token is the one value Snakemake compares: a job records the token it was started with; while
 the files it read are unchanged the token stays that value, and once one changes it becomes a hash
