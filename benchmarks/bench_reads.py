@@ -4,11 +4,17 @@ Two ratios, each against the same thing measured without the feature in the same
 
 - the audit hook: one node whose function opens 1,000 small files, run as a job's command (a fresh
   interpreter, executing: ``EXPOPS_SMK_NO_CACHE=1``), with the recorder active (as shipped) vs
-  inactive (``node_run.recording`` and the pending records' writer replaced by no-ops in the
-  driver). The recorder's cost in the job is the hook (one append per open), sorting the opens out
-  by string operations, one ``stat`` per folder and the pending records; the details give the cost
-  in a warm interpreter (a forked job: imports paid) and what sealing the record costs later,
-  outside the job (at the next parse): with prepare's stat cache, and the first time (hashing).
+  absent (the driver puts no-op stand-ins for the reads modules in ``sys.modules``: not imported,
+  no audit hook installed, nothing recorded). The recorder's cost in the job is its modules'
+  import, the hook (one append per open), its set-up, sorting the opens out by string operations,
+  one ``stat`` per folder and the pending record; the second row gives the cost in a warm interpreter (a forked
+  job: imports paid; the hook is installed on both sides there, since a hook cannot be removed,
+  and does nothing while no call is recorded), with either side first in every other repetition.
+  Both rows compare CPU time (user + system; the job's own, start-up included, from
+  ``getrusage``): on this shared 2-core machine the wall time of a 30 ms node moves by ±20% with the
+  load, as waiting for a CPU is counted in it, and hides a 2% cost; wall ratios are in the notes.
+  The details give what sealing the record costs later, outside the job (at the next parse): with
+  prepare's stat cache, and the first time (hashing).
 - ``prepare()``: ``snakemake -n`` on the 10k-node fan-out of P2 where every ``work`` node has a
   recorded read-set (its partition's file and one shared file: 10,000 records, 1,001 files), vs
   the same project without records. The details give the first parse after the records appeared
@@ -17,10 +23,10 @@ Two ratios, each against the same thing measured without the feature in the same
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from bench_jobs import FANOUT_CHAIN, FANOUT_SCRIPT, fanout_nodes, fanout_processes, generate, write_expops_project
@@ -40,32 +46,44 @@ SCAN_SCRIPT = '''
 '''
 
 DRIVER = '''
-import contextlib, sys
-from expops_smk.runtime import node_run
-if sys.argv[1] == "off":  # nothing recorded, and the record the measured runs reuse is left alone
-    node_run.recording = lambda recorder: contextlib.nullcontext(recorder)
-    node_run.write_pending_reads = lambda *args: None
+import contextlib, sys, types
+if sys.argv[1] == "off":  # the recorder's modules are never imported: no audit hook, nothing recorded
+    off = types.ModuleType("no_reads")
+    off.__dict__.update(
+        INITIAL_TOKEN="files-read:none", recorder_for=lambda *args: types.SimpleNamespace(pending=lambda: None),
+        recording=contextlib.nullcontext, Pending=lambda *args: None, marker_token=lambda *args: "files-read:none",
+        job_key=lambda *args: "/".join(filter(None, args)), chart_key=lambda chart: chart, changed_reads=lambda *args: [],
+        read_run_reads=lambda *args: {}, write_job_record=lambda *args: None, write_pending_reads=lambda *args: None,
+        run_record_path=lambda root, key: root / "no-reads" / key)
+    for name in ("runtime.reads", "store.pending_reads", "store.read_records", "store.read_markers"):
+        sys.modules[f"expops_smk.{name}"] = off
+import resource
 from expops_smk.runtime.node_job import main
-sys.exit(main(["scan", "--log", "logs/direct.log"]))
+code = main(["scan", "--log", "logs/direct.log"])
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(f"cpu={usage.ru_utime + usage.ru_stime:.6f}")  # the whole job's, start-up included
+sys.exit(code)
 '''
 
 IN_PROCESS = '''
-import contextlib, sys, time
+import contextlib, sys, time, types
 from pathlib import Path
 from expops_smk.runtime import node_run
 from expops_smk.store.read_records import read_job_record
-shipped = node_run.recording, node_run.write_pending_reads
+shipped = node_run.recorder_for, node_run.recording, node_run.write_pending_reads
+off = (lambda *args: types.SimpleNamespace(pending=lambda: None), lambda recorder: contextlib.nullcontext(recorder),
+       lambda *args: None)
 root = Path(".").resolve()
-samples = {"off": [], "on": [], "first": [], "seal": []}
+samples = {"off": [], "on": [], "off_cpu": [], "on_cpu": [], "first": [], "seal": []}
 for repetition in range(int(sys.argv[1]) + 1):  # the first round only warms up (imports, caches)
-    for mode in ("off", "on"):
-        node_run.recording, node_run.write_pending_reads = shipped if mode == "on" else (
-            lambda recorder: contextlib.nullcontext(recorder), lambda *args: None)
+    for mode in ("off", "on") if repetition % 2 else ("on", "off"):  # either goes first as often
+        node_run.recorder_for, node_run.recording, node_run.write_pending_reads = shipped if mode == "on" else off
         with open("logs/direct.log", "w", encoding="utf-8") as log:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             node_run.NodeRun(root, "scan", "", "", log).run()
             if repetition:
                 samples[mode].append(time.perf_counter() - started)
+                samples[mode + "_cpu"].append(time.process_time() - cpu)
     started = time.perf_counter()
     _, known = read_job_record(root, "scan")  # the first seal: every file hashed
     first = time.perf_counter()
@@ -75,6 +93,50 @@ for repetition in range(int(sys.argv[1]) + 1):  # the first round only warms up 
         samples["seal"].append(time.perf_counter() - first)
 print(" ".join(f"{mode}={sorted(values)[len(values) // 2]:.6f}" for mode, values in samples.items()))
 '''
+
+
+SEAL_AT_RUN_END = '''
+import statistics, sys, time
+from pathlib import Path
+from expops_smk.codegen import read_tokens
+from expops_smk.runtime.reads import recorder_for, recording
+from expops_smk.store.read_records import INITIAL_TOKEN, write_pending_reads
+root, jobs = Path(".").resolve(), int(sys.argv[1])
+writes = []
+for job in range(jobs):  # what the jobs of a run leave: each read its partition's file and the shared one
+    recorder = recorder_for(root, [])
+    with recording(recorder):
+        for name in ("shared.csv", f"p{job % 1000}.csv"):
+            with open(root / "data" / name, "rb") as handle:
+                handle.read()
+    pending = recorder.pending()
+    started = time.perf_counter()
+    write_pending_reads(root, f"work/p{job % 1000}/s{job // 1000}", INITIAL_TOKEN, [f"run{job}"], pending)
+    writes.append(time.perf_counter() - started)
+started = time.perf_counter()
+read_tokens.refresh_tokens(root)  # onsuccess: seal them all, write them back
+sealed = time.perf_counter() - started
+started = time.perf_counter()
+read_tokens.refresh_tokens(root)  # the next parse
+print(f"write={statistics.median(writes):.6f} seal={sealed:.6f} parse={time.perf_counter() - started:.6f}")
+'''
+
+
+def seal_detail(settings: Settings) -> str:
+    """What the end of a run pays to seal the pending records its jobs left (``onsuccess``)."""
+    jobs = 200 if settings.quick else 10_000
+    root = fresh_dir(settings.workdir / "seal")
+    (root / "data").mkdir()
+    (root / "data" / "shared.csv").write_text("shared\n" * 100, encoding="utf-8")
+    for index in range(min(jobs, 1000)):
+        (root / "data" / f"p{index}.csv").write_text(f"{index}\n" * 10, encoding="utf-8")
+    time.sleep(0.1)  # the files' ctimes well before the jobs' calls
+    load = os.getloadavg()[0]
+    out = dict(item.split("=") for item in run_timed([PYTHON, "-c", SEAL_AT_RUN_END, str(jobs)], root).stdout.split())
+    return (f"- sealing at the run's end: {jobs:,} pending job records (2 files each, {min(jobs, 1000) + 1:,} distinct "
+            f"files) left by the jobs (each paid {float(out['write']) * 1e3:.3f} ms to write its record, median), "
+            f"sealed and written back by `onsuccess` in {format_seconds(float(out['seal']))}; the next parse "
+            f"{format_seconds(float(out['parse']))} (load average {load:.1f})")
 
 
 def hook_project(base: Path, files: int) -> Path:
@@ -96,29 +158,37 @@ def hook_rows(settings: Settings) -> tuple[list[Row], str]:
     env = child_env({"PYTHONHASHSEED": "0", "EXPOPS_SMK_NO_CACHE": "1"})
     runs = settings.runs(9 if not settings.quick else 1)
 
-    def job(mode: str) -> float:
-        return run_timed([PYTHON, "-c", DRIVER, mode], root, env=env).seconds
+    def job(mode: str) -> tuple[float, float]:
+        timed = run_timed([PYTHON, "-c", DRIVER, mode], root, env=env)
+        return timed.seconds, float(timed.stdout.split("cpu=")[1])
 
-    samples = interleave({"on": lambda: job("on"), "off": lambda: job("off")}, runs)
-    recorded = len(json.loads((root / ".expops/reads/jobs/scan.json").read_text(encoding="utf-8"))["pending"]["paths"].split("\0"))
+    pairs = interleave({"on": lambda: job("on"), "off": lambda: job("off")}, runs)
+    samples = {mode: [wall for wall, _ in pairs[mode]] for mode in pairs}
+    cpu = {mode: [seconds for _, seconds in pairs[mode]] for mode in pairs}
+    recorded = len((root / ".expops/reads/jobs/scan.json").read_bytes().partition(b"\n")[2].split(b"\0"))  # paths after the JSON
     if recorded != files:
         raise RuntimeError(f"P5 reads: the node recorded {recorded} of {files} files")
-    warm = dict(item.split("=") for item in run_timed(
-        [PYTHON, "-c", IN_PROCESS, str(runs)], root, env=env).stdout.split())
-    on, off = median(samples["on"]), median(samples["off"])
-    warm_on, warm_off, first, sealed = (float(warm[key]) for key in ("on", "off", "first", "seal"))
+    warm = {key: float(value) for key, value in (item.split("=") for item in run_timed(
+        [PYTHON, "-c", IN_PROCESS, str(runs * 5)], root, env=env).stdout.split())}
+    on, off = median(cpu["on"]), median(cpu["off"])
+    warm_on, warm_off = warm["on_cpu"], warm["off_cpu"]
     rows = [
-        Row("P5", f"audit hook: a node job opening {files:,} small files, recorder on vs off (fresh interpreter)",
+        Row("P5", f"audit hook: a node job opening {files:,} small files, recorder on vs off (fresh interpreter), "
+                  f"CPU time — wall time: {median(samples['on']) / median(samples['off']):.3f}",
             format_seconds(on), format_seconds(off), on / off, HOOK_TARGET),
-        Row("P5", "same node run in a warm interpreter (as in a forked job: imports paid, no start-up)",
+        Row("P5", "same node run in a warm interpreter (as in a forked job: imports paid, no start-up), CPU time",
             format_seconds(warm_on), format_seconds(warm_off), warm_on / warm_off, HOOK_TARGET,
-            note=f"+{(warm_on - warm_off) / files * 1e6:.0f} µs per file"),
+            note=f"+{(warm_on - warm_off) / files * 1e6:.2f} µs per file; wall time: {warm['on'] / warm['off']:.3f}"),
     ]
-    detail = (f"- audit hook, {files} small files read by one node: job with the recorder {spread(samples['on'])}, "
-              f"without {spread(samples['off'])}; in one warm interpreter (medians of {runs}): "
-              f"{format_seconds(warm_off)} without, {format_seconds(warm_on)} with; sealing the record later, "
-              f"outside the job: {format_seconds(sealed)} with prepare's stat cache (a stat per file), "
-              f"{format_seconds(first)} the first time (every file hashed, {first / files * 1e6:.0f} µs per file)")
+    detail = (f"- audit hook, {files} small files read by one node (CPU time: user + system, which waiting for a "
+              f"busy CPU does not inflate, as it does the wall time): job with the recorder {spread(cpu['on'])} CPU, "
+              f"{spread(samples['on'])} wall; without {spread(cpu['off'])} CPU, {spread(samples['off'])} wall; "
+              f"in one warm interpreter (medians of {runs * 5}): {format_seconds(warm_off)} CPU "
+              f"({format_seconds(warm['off'])} wall) without, {format_seconds(warm_on)} CPU "
+              f"({format_seconds(warm['on'])} wall) with; sealing the record later, outside the job: "
+              f"{format_seconds(warm['seal'])} with prepare's stat cache (a stat per file), "
+              f"{format_seconds(warm['first'])} the first time (every file hashed, "
+              f"{warm['first'] / files * 1e6:.0f} µs per file)")
     return rows, detail
 
 
@@ -189,6 +259,8 @@ def run(settings: Settings, selected: set[str]) -> Section:
         rows, detail = measure(settings)
         section.rows.extend(rows)
         details.append(detail)
+        if measure is hook_rows:
+            details.append(seal_detail(settings))
     section.details.append("**P5, files read at run time** (issue 13; `bench_reads.py`):\n\n" + "\n".join(details))
     return section
 

@@ -149,3 +149,46 @@ def test_records_of_format_1_are_not_trusted(root: Path) -> None:
 def test_coarse_timestamps_widen_the_margin() -> None:
     assert margin_ns(1_700_000_000_123_456_789) == margin_ns(1_700_000_000_123_456_000) == FINE_GRANULARITY_NS
     assert margin_ns(1_700_000_000_000_000_000) == margin_ns(1_700_000_000_120_000_000) == COARSE_GRANULARITY_NS
+
+
+def test_records_of_format_2_are_not_trusted_even_with_their_stat_cache(root: Path) -> None:
+    """Format 2 wrote the pending reads twice, their paths inside the JSON; a parse by that version
+    left its stat cache (format 2) beside them."""
+    st = os.stat(root / "data" / "a.csv")
+    pending = {"root": str(root), "paths": str(root / "data" / "a.csv"), "written": [], "started_ns": st.st_ctime_ns + 10**9,
+               "ended_ns": st.st_ctime_ns + 2 * 10**9, "removed": [], "excluded_dirs": [], "excluded_files": [],
+               "folders": {str(root / "data"): [0, 0, 0]}}
+    job, run = job_record_path(root, "work/p1"), run_record_path(root, "run-key")
+    for path, record in ((job, {"format": 2, "pending": pending, "runs": ["run-key"], "token": "files-read:old"}),
+                         (run, {"format": 2, "pending": pending})):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    st_job = os.stat(job)
+    sha = hash_path(root / "data" / "a.csv", st.st_size)
+    (root / ".expops" / "reads_index.json").write_text(json.dumps({"format": 2, "records": {
+        "work/p1": [st_job.st_size, st_job.st_mtime_ns, "files-read:old", {"data/a.csv": sha}]},
+        "files": {"data/a.csv": [st.st_size, st.st_mtime_ns, sha]}}), encoding="utf-8")
+    assert read_tokens.refresh_tokens(root)["work/p1"] not in ("files-read:old", INITIAL_TOKEN)  # re-run
+    assert read_run_reads(root, "run-key") is None  # a restore re-executes
+
+
+def test_a_job_writes_its_record_once_linked_as_its_run_records_and_the_seal_keeps_them_one(root: Path) -> None:
+    write_pending_reads(root, "work/p1", INITIAL_TOKEN, ["key-1", "key-2"], call(root, lambda: read(root / "data" / "a.csv")))
+    names = [job_record_path(root, "work/p1"), run_record_path(root, "key-1"), run_record_path(root, "key-2")]
+    assert len({os.stat(path).st_ino for path in names}) == 1 and os.stat(names[0]).st_nlink == 3
+    assert read_run_reads(root, "key-2") == read_run_reads(root, "key-1") != {}
+    # Another run wrote key-2 since (its own reads): the seal leaves that record alone.
+    write_pending_reads(root, "work/p2", INITIAL_TOKEN, ["key-2"], call(root, lambda: read(root / "data" / "b.csv")))
+    read_tokens.refresh_tokens(root)
+    sealed = [json.loads(path.read_text(encoding="utf-8")) for path in names]
+    assert sealed[0] == sealed[1] and list(sealed[0]["reads"]) == ["data/a.csv"] and "pending" not in sealed[0]
+    assert os.stat(names[0]).st_ino == os.stat(names[1]).st_ino  # sealed: written once, still one file
+    assert list(sealed[2]["reads"]) == ["data/b.csv"]  # work/p2's record, sealed as its own
+
+
+def test_a_recorded_path_with_any_byte_comes_back_as_it_was_opened(root: Path) -> None:
+    odd = root / "data" / "odd\nname \udcff.csv"
+    odd.write_bytes(b"odd\n")
+    time.sleep(2 * FINE_GRANULARITY_NS / 1e9)
+    write_pending_reads(root, "work/p1", INITIAL_TOKEN, ["run-key"], call(root, lambda: read(odd)))
+    assert list(read_run_reads(root, "run-key")) == ["data/odd\nname \udcff.csv"]

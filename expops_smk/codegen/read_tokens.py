@@ -28,7 +28,7 @@ from expops_smk.store.read_markers import marker_path, sync_markers
 from expops_smk.store.read_records import (INITIAL_TOKEN, WriteBack, absolute, chart_key, current_digest, job_key,
                                            next_token, read_job_record, real_digests)
 
-_INDEX_FORMAT = 2  # 1: records of format 1, which are no longer trusted
+_INDEX_FORMAT = 3  # 1, 2: what records of formats 1 and 2 said, which are no longer trusted
 _markers: dict[str, list[str]] = {}
 """Job key -> [its marker's path], for the jobs whose token moved at the last refresh."""
 _moved_processes: set[str] = set()

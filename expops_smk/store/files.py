@@ -6,6 +6,7 @@ its destination and renamed into place.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Iterator
@@ -149,6 +150,54 @@ def write_unlinking_first(path: Path, data: bytes) -> None:
         os.rename(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_linked(paths: list[Path], chunks: list[bytes]) -> None:
+    """``write_unlinking_first`` of the same bytes (``chunks``, written by one ``writev``: no copy
+    joins them) to several paths (folders made as needed): written once and hard-linked under the
+    other names (a system call each, no data written), so the names stay one file until one of
+    them is replaced. Where hard links fail, each name is written."""
+    first = paths[0]
+    tmp = os.path.join(first.parent, tmp_name())
+    try:
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileNotFoundError:
+        first.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        try:
+            _write_all(descriptor, chunks)
+        finally:
+            os.close(descriptor)
+        for path in paths[1:]:
+            try:
+                _link_unlinking_first(tmp, path)
+            except OSError:  # no hard links here (some network and FUSE file systems), or a writer in between
+                write_unlinking_first(path, b"".join(chunks))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(first)
+        os.rename(tmp, first)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _write_all(descriptor: int, chunks: list[bytes]) -> None:
+    total, written = sum(map(len, chunks)), os.writev(descriptor, chunks)
+    if written < total:  # a short write (a signal, a full disk): the rest, plainly
+        rest = b"".join(chunks)[written:]
+        while rest:
+            rest = rest[os.write(descriptor, rest):]
+
+
+def _link_unlinking_first(source: str, path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    try:
+        os.link(source, path)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, path)
 
 
 def remove_recorded(node_dir: Path, names: set[str], keep: frozenset[str] | set[str] = frozenset()) -> None:

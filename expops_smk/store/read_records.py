@@ -2,11 +2,12 @@
 
 A node's outputs depend on the files its function opened as much as on its inputs, so a run records
 every such file. The node itself writes the record *pending* (paths and the call's times only, see
-``store.pending_reads``); whoever reads it first seals it into ``path -> [size, mtime_ns, digest]``
-(path relative to the project when inside it, absolute otherwise), and ``prepare`` writes the
-sealed form back. A restore checks them, ``status`` names the ones that changed, and ``prepare``
-turns them into the per-job *reads token* that the rules carry as a parameter, so Snakemake
-schedules exactly the jobs whose files changed.
+``store.pending_reads``), once: as its job record, hard-linked as the run records of its outputs;
+whoever reads it first seals it into ``path -> [size, mtime_ns, digest]`` (path relative to the
+project when inside it, absolute otherwise), and ``prepare`` (or the run's end) writes the sealed
+form back, once, under the names still linked. A restore checks them, ``status`` names the ones
+that changed, and ``prepare`` turns them into the per-job *reads token* that the rules carry as a
+parameter, so Snakemake schedules exactly the jobs whose files changed.
 
 The token is the one value Snakemake compares: a job records the token it was started with; while
 the files it read are unchanged the token stays that value, and once one changes it becomes a hash
@@ -26,18 +27,18 @@ import fcntl
 import json
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from expops_smk.layout import READS_DIR, READS_INDEX
-from expops_smk.store.files import atomic_write, write_if_changed, write_unlinking_first
+from expops_smk.store.files import write_if_changed, write_linked
 from expops_smk.store.hashing import hash_bytes
 from expops_smk.store.pending_reads import Pending, Reads, hash_path, is_changed_mark, seal
 
-RECORD_FORMAT = 2
-"""Format 1 (expops-smk before pending records) kept digests taken in the job; its records are
-read as unknown, so their jobs run once more and write format 2."""
+RECORD_FORMAT = 3
+"""Format 1 (expops-smk before pending records) kept digests taken in the job, format 2 wrote the
+pending record twice (as the run record and as the job record) with its paths inside the JSON;
+records of another format are read as unknown, so their jobs run once more and write format 3."""
 
 INITIAL_TOKEN = "files-read:none"
 """The token of a job that never recorded reads (every job, before its first run). Tokens are what
@@ -119,19 +120,23 @@ def run_record_path(root: Path, record_key: str) -> Path:
 
 
 def write_pending_reads(root: Path, key: str, token: str, record_keys: list[str], pending: Pending) -> None:
-    """What a node writes after its call: the pending reads beside each run record it is about to
-    write (``record_keys``), then the job record naming them. One JSON encoding serves all."""
-    text = json.dumps(pending.to_json(), sort_keys=True)
+    """What a node writes after its call: one record (the pending reads, the token the job ran with
+    and the run records it is about to write, ``record_keys``), stored once as the job record and
+    hard-linked as each of those run records, before they are written (a restore checks them).
+
+    The record is a line of JSON and the paths after it (``Pending.paths_bytes``); one write for the
+    job and its run records, where the seal used to find the same pending reads written twice."""
+    header = json.dumps({"format": RECORD_FORMAT, "pending": pending.to_json(), "runs": record_keys, "token": token},
+                        sort_keys=True)
+    paths = [run_record_path(root, record_key) for record_key in record_keys]
+    kept = bool(pending.paths) or token != INITIAL_TOKEN  # a record that says something
     with _records_lock(root, fcntl.LOCK_SH):
-        for record_key in record_keys:
-            write_unlinking_first(run_record_path(root, record_key),
-                                  f'{{"format": {RECORD_FORMAT}, "pending": {text}}}\n'.encode())
-        path = job_record_path(root, key)
-        if not pending.paths and token == INITIAL_TOKEN:
-            path.unlink(missing_ok=True)
-            return
-        write_unlinking_first(path, (f'{{"format": {RECORD_FORMAT}, "pending": {text}, "runs": {json.dumps(record_keys)}, '
-                            f'"token": {json.dumps(token)}}}\n').encode())
+        if kept:
+            paths.insert(0, job_record_path(root, key))
+        else:
+            job_record_path(root, key).unlink(missing_ok=True)
+        if paths:
+            write_linked(paths, [header.encode(), b"\n", pending.paths_bytes()])
 
 
 def write_job_record(root: Path, key: str, token: str, reads: Reads) -> None:
@@ -158,26 +163,22 @@ def read_job_record(root: Path, key: str, known: Mapping[str, list] | None = Non
     """(token, sealed reads) of a job record; None when missing, unreadable or of another format.
 
     A pending record is sealed now (``known`` spares hashing); ``write_back`` is given the sealed
-    form of the record and of the run records it names that still hold the same pending reads.
+    form, to store under the record's name and the names of the run records still linked to it.
     """
     path = job_record_path(root, key)
     loaded = _load(path, any_format=True)
     if loaded is None or not isinstance(loaded[0].get("token"), str):
         return None
-    record, raw = loaded
+    record = loaded[0]
     if record.get("format") != RECORD_FORMAT:  # not trusted: a token the job never ran with re-runs it
         return next_token(record["token"], {"record format": str(record.get("format", 1))}), {}
-    reads = _sealed(root, record, known)
+    reads = _sealed(root, loaded, known)
     if reads is None:
         return None
     if write_back is not None and "pending" in record:
-        pending_bytes = json.dumps(record["pending"], sort_keys=True)
-        for record_key in record.get("runs", []) if isinstance(record.get("runs"), list) else []:
-            run_path = run_record_path(root, str(record_key))
-            run = _load(run_path)
-            if run is not None and json.dumps(run[0].get("pending"), sort_keys=True) == pending_bytes:
-                write_back.add(run_path, run[1], _record_bytes({"format": RECORD_FORMAT, "reads": reads}))
-        write_back.add(path, raw, _record_bytes({"format": RECORD_FORMAT, "token": record["token"], "reads": reads}))
+        runs = record.get("runs") if isinstance(record.get("runs"), list) else []
+        write_back.add([path, *(run_record_path(root, str(record_key)) for record_key in runs)], loaded[2],
+                       _record_bytes({"format": RECORD_FORMAT, "token": record["token"], "reads": reads}))
     return record["token"], reads
 
 
@@ -187,60 +188,89 @@ def read_run_reads(root: Path, record_key: str, known: Mapping[str, list] | None
     loaded = _load(run_record_path(root, record_key), any_format=True)
     if loaded is None or loaded[0].get("format") != RECORD_FORMAT:  # format 1 was the bare reads
         return {} if loaded is not None and loaded[0] == {} else None  # nothing read: nothing to distrust
-    return _sealed(root, loaded[0], known)
+    return _sealed(root, loaded, known)
 
 
-def _load(path: Path, any_format: bool = False) -> tuple[dict[str, Any], bytes] | None:
+_Loaded = tuple[dict[str, Any], bytes, tuple[int, ...]]
+"""A record as read: its JSON line, what follows it (a pending record's paths), and the identity of
+the file (one name of a record linked under several is the same file)."""
+
+
+def _load(path: Path, any_format: bool = False) -> _Loaded | None:
     try:
-        raw = path.read_bytes()
-        record = json.loads(raw)
+        with open(path, "rb") as handle:
+            identity = _identity(os.fstat(handle.fileno()))
+            header, _, paths = handle.read().partition(b"\n")
+        record = json.loads(header)
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict) or (record.get("format") != RECORD_FORMAT and not any_format):
         return None
-    return record, raw
+    return record, paths, identity
 
 
-def _sealed(root: Path, record: dict[str, Any], known: Mapping[str, list] | None) -> Reads | None:
+def _identity(st: os.stat_result) -> tuple[int, ...]:
+    """What says a record is the file that was read: no writer changes a record in place, and
+    linking, unlinking or renaming one sets its ctime (a new file that reuses the inode differs)."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _sealed(root: Path, loaded: _Loaded, known: Mapping[str, list] | None) -> Reads | None:
+    record, paths, _ = loaded
     if "pending" in record:
-        pending = Pending.from_json(record["pending"])
+        pending = Pending.from_json(record["pending"], paths)
         return None if pending is None else seal(root, pending, known)
     reads = record.get("reads")
     return reads if isinstance(reads, dict) else None
 
 
-@dataclass
 class WriteBack:
     """Sealed records to store in place of the pending ones they were sealed from, all at once:
-    one exclusive lock per batch rather than per record (a run of 10,000 jobs seals 20,000)."""
+    one exclusive lock per batch rather than per record (a run of 10,000 jobs seals 10,000)."""
 
-    root: Path
-    items: list[tuple[Path, bytes, bytes]] = field(default_factory=list)  # (path, as read, sealed)
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.items: list[tuple[list[Path], tuple[int, ...], bytes]] = []  # (names, identity as read, sealed)
 
-    def add(self, path: Path, expected: bytes, data: bytes) -> None:
-        self.items.append((path, expected, data))
+    def add(self, paths: list[Path], identity: tuple[int, ...], data: bytes) -> None:
+        self.items.append((paths, identity, data))
 
     def apply(self, batch: int = 500) -> list[Path]:
-        """Replace each record unless a node rewrote it since it was read: nodes write under the
-        shared lock, so the check and the rename cannot interleave with them. Batches keep the nodes
-        of a running workflow from waiting long. Returns the paths replaced."""
+        """Store each sealed record, written once and linked, under those of its names that are still
+        the file it was sealed from (a node that ran since replaced the others). Nodes write under the
+        shared lock, so the check and the renames cannot interleave with them. Batches keep the nodes
+        of a running workflow from waiting long. Each old name is unlinked before the new file takes
+        it, as a node does (renamed over it, ext4 writes the file out: 0.2 ms a record, 2 s for a run
+        of 10,000 jobs); a reader in that moment finds no record and takes the run as unknown, so it
+        re-executes rather than trusts. Returns the paths replaced."""
         written = []
         for start in range(0, len(self.items), batch):
             with contextlib.suppress(OSError), _records_lock(self.root, fcntl.LOCK_EX):
-                for path, expected, data in self.items[start:start + batch]:
+                for paths, identity, data in self.items[start:start + batch]:
+                    same = [path for path in paths if _still(path, identity)]
                     with contextlib.suppress(OSError):
-                        if path.read_bytes() == expected:
-                            atomic_write(path, data)
-                            written.append(path)
+                        if same:
+                            write_linked(same, [data])  # unlinking first, as a job does: see files.py
+                            written.extend(same)
         self.items.clear()
         return written
 
 
+def _still(path: Path, identity: tuple[int, ...]) -> bool:
+    try:
+        return _identity(os.stat(path)) == identity
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def _records_lock(root: Path, kind: int) -> Iterator[None]:
-    folder = Path(root) / READS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    lock = os.path.join(root, READS_DIR, ".lock")
+    try:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:  # the first record of the project
+        Path(lock).parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(descriptor, kind)
         yield
