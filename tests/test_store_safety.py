@@ -18,6 +18,7 @@ from projects import one_process_project
 
 from expops_smk.errors import ExpopsError
 from expops_smk.store.artifact_store import Store
+from expops_smk.store.files import write_linked
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
@@ -113,6 +114,19 @@ def test_artifacts_objects_and_json_follow_the_umask(tmp_path: Path, umask: int)
     for path in (node / "_outputs.json", restored / "_outputs.json", store.runs_dir / "run1.json"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
     assert not any(p.stat().st_mode & 0o007 for p in tmp_path.rglob("*") if p.is_file()) or umask == 0o022
+
+
+@pytest.mark.parametrize("umask", [0o077, 0o002])
+def test_read_records_written_once_and_linked_follow_the_umask(tmp_path: Path, umask: int) -> None:
+    previous = os.umask(umask)
+    try:
+        names = [tmp_path / "jobs" / "a.reads", tmp_path / "runs" / "b.reads"]
+        write_linked(names, [b"header", b"\n", b"paths"])
+    finally:
+        os.umask(previous)
+    for path in names:
+        assert path.read_bytes() == b"header\npaths"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
 
 
 # -- item 13: a manifest rewritten to match a replaced artifact ------------------------------------

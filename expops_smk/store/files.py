@@ -160,10 +160,10 @@ def write_linked(paths: list[Path], chunks: list[bytes]) -> None:
     first = paths[0]
     tmp = os.path.join(first.parent, tmp_name())
     try:
-        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask decides, as for write_bytes
     except FileNotFoundError:
         first.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask decides, as for write_bytes
     try:
         try:
             _write_all(descriptor, chunks)
