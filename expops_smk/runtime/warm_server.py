@@ -37,6 +37,7 @@ from expops_smk.runtime.launch import (ENTRY_POINTS, IDLE_VARIABLE, SERVER_PID_V
 from expops_smk.runtime.warm_client import (MAX_MESSAGE_BYTES, encode, parse_request, peer_credentials, receive,
                                             server_paths)
 from expops_smk.runtime.preload import Freshness, freshness, modules_to_preload, preload, project_scripts
+from expops_smk.runtime.served_restore import serve_restore
 
 
 DEFAULT_IDLE_SECONDS = 60.0
@@ -261,6 +262,11 @@ class Server:
                 connection.send(encode(["refused", refusal]))
             connection.close()
             return None
+        if request.entry == "runtime" and request.cwd == os.getcwd():  # the name covers the folder: never another
+            seconds = serve_restore(connection, request.args, request.cwd, request.env, descriptors, self.freshness)
+            if seconds is not None:  # restored in this process, no child (see runtime.served_restore)
+                log(f"restored {request.entry} {' '.join(request.args)} in {1000 * seconds:.0f} ms")
+                return None
         return self.fork(connection, request, descriptors)
 
     def refusal(self) -> str | None:
