@@ -2,9 +2,11 @@
 
 ``python -m expops_smk.runtime.warm_server NAME`` claims the socket NAME in the user's 0700 folder
 (``claim``; a second server for the same name exits at once), imports the runtime, pandas, pyarrow and the third-party modules the
-project's scripts import at top level, then forks one child per job request. The user's own scripts
-and helper modules are never imported here: each child imports them fresh, so an edit is seen by
-the next job exactly as with a cold start, and code hashes stay what they were.
+project's scripts import at top level, then serves job requests: a node the run cache can restore
+is restored in this process (``runtime.served_restore``: no user code runs), any other job gets a
+forked child. The user's own scripts and helper modules are never imported here: each child imports
+them fresh, so an edit is seen by the next job exactly as with a cold start, and code hashes stay
+what they were.
 
 The server is one thread (fork and threads do not mix) waiting on its socket, its clients and the
 pidfds of its children. It refuses a job, and stops accepting, as soon as a file of a loaded module
