@@ -6,7 +6,8 @@ and the reason a 43-node project took four times longer than ExpOps, whose two l
 import once. So on a local Linux run the first job starts a per-project *warm server*
 (``expops_smk.runtime.warm_server``) that imports all of that once, and every later job hands it
 its arguments, working directory, environment and standard streams over a Unix socket; the server
-forks a child that runs the entry point with the modules already loaded.
+forks a child that runs the entry point with the modules already loaded (or, for a node the run
+cache can restore, restores it in its own process: ``expops_smk.runtime.served_restore``).
 
 A rule's command runs the small client ``expops_smk.runtime.warm_client`` (from its copy in
 ``.expops/bin``, without expops-smk or ``site``), which hands the job to the server; this module is

@@ -34,6 +34,7 @@ from expops_smk.layout import DATA_DIGEST, MANIFEST, METRICS_FILE, OVERRIDES_VAR
 from expops_smk.runtime import user_api
 from expops_smk.runtime.datums import GrowingSplit
 from expops_smk.runtime.launch import SERVER_PID_VARIABLE, report
+from expops_smk.runtime.node_inputs import InputReader, upstream_values
 from expops_smk.runtime.forcing import cache_bypass_reason
 from expops_smk.runtime.run_key import hash_payload, location_key, recorded_folder_key, run_payload
 from expops_smk.runtime.reads import recorder_for, recording
@@ -41,7 +42,7 @@ from expops_smk.runtime.seeding import derive_task_seed, seed_rngs
 from expops_smk.runtime.source_data import SourceDataError, source_values
 from expops_smk.store.artifact_store import Store
 from expops_smk.store.artifacts import Artifact
-from expops_smk.store.pending_reads import Pending
+from expops_smk.store.pending_reads import Pending, Reads
 from expops_smk.store.read_markers import marker_token
 from expops_smk.store.read_records import changed_reads, job_key, read_run_reads, write_job_record, write_pending_reads
 
@@ -56,24 +57,31 @@ class UserCodeError(Exception):
 
 
 @dataclass(frozen=True)
-class _Stored:
-    """An upstream artifact that has not been read yet."""
+class CacheCheck:
+    """What the run cache says about a job, found before anything is written."""
 
-    folder: Path
-    artifact: Artifact
-    producer: str  # label of the node folder it comes from, for error messages
+    manifests: list[tuple[NodeInput, dict[str, Artifact]]]
+    payload: dict[str, Any]
+    run_key: str
+    locations: list[Node]
+    job: str  # its name among the read records
+    reads_token: str
+    recorded: Reads | None  # what the recorded run read; None when bypassed or never recorded
+    restorable: bool  # not bypassed, and the files the recorded run read are unchanged
 
 
 class NodeRun:
     """One execution of one node."""
 
-    def __init__(self, root: Path, process: str, partition: str, seed: str, log: TextIO) -> None:
+    def __init__(self, root: Path, process: str, partition: str, seed: str, log: TextIO,
+                 environ: Mapping[str, str] | None = None) -> None:
         self.root = root
         self.log = log
+        self.environ = os.environ if environ is None else environ  # the job's, also when the server runs it
         self.pending: Pending | None = None  # what the function read, set when it was called
         # The --config parameter overrides of this Snakemake invocation (see codegen.overriding).
         self.project: ProjectConfig = apply_overrides(read_plan(root / PLAN_FILE, root).project,
-                                                      Overrides.from_json(os.environ.get(OVERRIDES_VARIABLE)))
+                                                      Overrides.from_json(self.environ.get(OVERRIDES_VARIABLE)))
         self.graph = Graph(self.project)
         if process not in self.graph.layouts:
             raise NodeError(process, f"process not in the plan {PLAN_FILE}; run `expops-smk generate`")
@@ -88,6 +96,7 @@ class NodeRun:
         split = self.spec.data_split
         self.growing = GrowingSplit(root, self.project, self.node) if split is not None and split.dynamic else None
         self.user_modules: dict[Path, str] = {}  # script -> module name, set when executing
+        self.inputs_reader = InputReader(self.store, log, self.node.label)
 
     # -- bookkeeping -----------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -148,16 +157,54 @@ class NodeRun:
     def run(self) -> str:
         """Restore or execute; returns "restored" or "executed"."""
         started = time.perf_counter()
-        warm_server = os.environ.get(SERVER_PID_VARIABLE)
+        warm_server = self.environ.get(SERVER_PID_VARIABLE)
         self.say(f"node {self.node.label}  id {self.node.id}"
                  + (f"  (forked from the warm interpreter, pid {warm_server})" if warm_server else ""))
+        check = self.check_cache()
+        locations = check.locations
+        if check.restorable and self.restore(check):
+            outcome = "restored"
+            # The report shows what the results cost to compute, not what restoring them cost.
+            computed = self.store.recorded_seconds(location_key(check.run_key, locations[0]))
+        else:
+            outputs = self.execute(check.manifests)
+            computed = time.perf_counter() - started
+            locations = self.growing.locations() if self.growing is not None else locations
+            write_pending_reads(self.root, check.job, check.reads_token,  # before the run records: checked when restoring
+                                [location_key(check.run_key, loc) for loc in locations[:len(outputs)]],
+                                self.pending or Pending(str(self.root), [], [], 0, 0, [], [], [], {}))
+            for location, values in zip(locations, outputs):
+                self.write_outputs(location, values, check.run_key, computed)
+            if self.growing is not None:
+                self.growing.record(self.store)
+            outcome = "executed"
+        self.finish(check, locations, outcome, started, computed)
+        return outcome
+
+    def restore_only(self, how: str) -> bool:
+        """Restore the node if the run cache allows it, else write nothing and return False.
+
+        What the warm server runs in its own process before forking (``runtime.served_restore``):
+        a hit costs no fork and no child, a miss (or a forced run) is executed by a forked child.
+        """
+        started = time.perf_counter()
+        self.say(f"node {self.node.label}  id {self.node.id}  ({how})")
+        check = self.check_cache()
+        if not (check.restorable and self.restore(check)):
+            return False
+        computed = self.store.recorded_seconds(location_key(check.run_key, check.locations[0]))
+        self.finish(check, check.locations, "restored", started, computed)
+        return True
+
+    def check_cache(self) -> CacheCheck:
+        """The run key and whether the run cache may serve it; reads files, writes none."""
         manifests = self.read_input_manifests()
         payload = self.run_payload(manifests)
         run_key = hash_payload(payload)
         locations = self.layout.output_locations(self.node)
         job = job_key(self.node.process, self.node.partition_value, self.node.seed_value)
         reads_token = marker_token(self.root, job)  # what scheduled it: recorded with the reads (read_markers)
-        bypass = cache_bypass_reason(os.environ, rule_name(self.spec.name),
+        bypass = cache_bypass_reason(self.environ, rule_name(self.spec.name),
                                      [f"{loc.results_dir}/{MANIFEST}" for loc in locations], self.project.execution.benchmark)
         if bypass:
             self.say(f"run cache bypassed ({bypass}): executing user code")
@@ -167,35 +214,29 @@ class NodeRun:
         stale = None if recorded is None else changed_reads(self.root, recorded)
         if stale:
             self.say(f"files read by the recorded run changed ({', '.join(stale)}): executing user code")
-        if not bypass and stale == [] and all(self.store.restore_run(location_key(run_key, loc), self.location_dir(loc),
-                                                     recorded_folder_key(self.root, loc.results_dir))
-                              for loc in locations):
-            outcome = "restored"
-            # The report shows what the results cost to compute, not what restoring them cost.
-            computed = self.store.recorded_seconds(location_key(run_key, locations[0]))
-            write_job_record(self.root, job, reads_token, recorded or {})
-            self.say(f"inputs, code and parameters match a recorded run ({run_key}): outputs restored, user code not run")
-        else:
-            outputs = self.execute(manifests)
-            computed = time.perf_counter() - started
-            locations = self.growing.locations() if self.growing is not None else locations
-            write_pending_reads(self.root, job, reads_token,  # before the run records: checked when restoring
-                                [location_key(run_key, loc) for loc in locations[:len(outputs)]],
-                                self.pending or Pending(str(self.root), [], [], 0, 0, [], [], [], {}))
-            for location, values in zip(locations, outputs):
-                self.write_outputs(location, values, run_key, computed)
-            if self.growing is not None:
-                self.growing.record(self.store)
-            outcome = "executed"
+        return CacheCheck(manifests, payload, run_key, locations, job, reads_token, recorded,
+                          restorable=not bypass and stale == [])
+
+    def restore(self, check: CacheCheck) -> bool:
+        """Replay the recorded run into every output folder; False (run instead) when one cannot be."""
+        if not all(self.store.restore_run(location_key(check.run_key, loc), self.location_dir(loc),
+                                          recorded_folder_key(self.root, loc.results_dir))
+                   for loc in check.locations):
+            return False
+        write_job_record(self.root, check.job, check.reads_token, check.recorded or {})
+        self.say(f"inputs, code and parameters match a recorded run ({check.run_key}): outputs restored, user code not run")
+        return True
+
+    def finish(self, check: CacheCheck, locations: list[Node], outcome: str, started: float,
+               computed: float | None) -> None:
         elapsed = time.perf_counter() - started
         for location in locations:
             self.store.put_json(self.location_dir(location) / RUN_FILE, {
-                "node": self.node.id, "label": self.node.label, "run_key": run_key, "outcome": outcome,
-                "seconds": round(elapsed, 3), "payload": payload,
+                "node": self.node.id, "label": self.node.label, "run_key": check.run_key, "outcome": outcome,
+                "seconds": round(elapsed, 3), "payload": check.payload,
                 "computed_seconds": None if computed is None else round(computed, 3),
             })
         self.say(f"{outcome} in {elapsed:.2f}s")
-        return outcome
 
     def write_outputs(self, location: Node, values: Mapping[str, Any], run_key: str, seconds: float) -> None:
         folder = self.location_dir(location)
@@ -225,12 +266,12 @@ class NodeRun:
         from expops_smk.runtime.user_scripts import install_user_scripts
 
         self.user_modules = install_user_scripts(self.root, self.project.all_scripts())
-        upstream = self.load_inputs(manifests)
+        upstream = upstream_values(self.root, manifests, self.node.label)
         spec = self.spec
         user_api.reset_recorder()
         if spec.function is None:  # a source split without code cuts data.path (runtime/source_data.py)
             try:
-                result: dict[str, Any] = self.materialize(upstream) or source_values(spec, self.project.data_path)
+                result: dict[str, Any] = self.inputs_reader.materialize(upstream) or source_values(spec, self.project.data_path)
             except SourceDataError as exc:
                 raise self.fail(f"data.path: {exc}") from None
         else:
@@ -239,61 +280,6 @@ class NodeRun:
         if spec.data_split is None:
             return [result]
         return self.split(result)
-
-    def load_inputs(self, manifests: list[tuple[NodeInput, dict[str, Artifact]]]) -> dict[str, Any]:
-        """Upstream values by key; at an aggregation, values from fanned-out branches are nested by
-        branch key (``data1`` then ``seed41``). Keys starting with ``__`` are private to their node.
-
-        Values are not read yet (``_Stored`` leaves): only those the function receives are, so a
-        node that takes a scalar from an upstream that also returned a large table neither reads
-        the table nor imports pandas (see ``materialize``).
-        """
-        values: dict[str, Any] = {}
-        sources: dict[str, str] = {}
-        for item, manifest in manifests:
-            folder = self.location_dir(item.location)
-            for key, artifact in manifest.items():
-                if key.startswith("__"):
-                    continue
-                value = _Stored(folder, artifact, item.location.label)
-                if not item.keys:
-                    if key in values:
-                        raise self.fail(f"input '{key}' arrives from both {sources[key]} and '{item.upstream}'; "
-                                        "rename one of the outputs")
-                    values[key] = value
-                    sources[key] = f"'{item.upstream}'"
-                    continue
-                nested = values.setdefault(key, {})
-                if key in sources and not sources[key].endswith("(aggregated)"):
-                    raise self.fail(f"input '{key}' arrives both aggregated from '{item.upstream}' and from "
-                                    f"{sources[key]}; rename one of the outputs")
-                sources[key] = f"'{item.upstream}' (aggregated)"
-                for branch in item.keys[:-1]:
-                    nested = nested.setdefault(branch, {})
-                if item.keys[-1] in nested:
-                    raise self.fail(f"input '{key}' for branch {'/'.join(item.keys)} arrives from two upstreams")
-                nested[item.keys[-1]] = value
-        return values
-
-    def materialize(self, value: Any) -> Any:
-        """Read the ``_Stored`` leaves of ``value`` (the nesting dicts built by ``load_inputs``).
-
-        Unpickling may import a user script (a class defined there), so its output goes to the
-        log, and any failure is reported as one line naming the node and the input.
-        """
-        if isinstance(value, dict):
-            return {key: self.materialize(item) for key, item in value.items()}
-        if not isinstance(value, _Stored):
-            return value
-        try:
-            with contextlib.redirect_stdout(self.log):
-                return self.store.read_value(value.folder, value.artifact)
-        except ExpopsError as exc:
-            raise self.fail(str(exc)) from None
-        except Exception as exc:
-            traceback.print_exc(file=self.log)
-            raise self.fail(f"cannot read '{value.artifact.file}' of '{value.producer}': "
-                            f"{type(exc).__name__}: {exc}") from None
 
     def call(self, upstream: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         spec = self.spec
@@ -325,7 +311,7 @@ class NodeRun:
             raise self.fail(f"function '{function_info.name}' needs {', '.join(repr(m) for m in missing)} "
                             f"but the available inputs are: {', '.join(sorted(candidates)) or 'none'}")
         function = self.load_function()
-        kwargs = {key: self.materialize(value) for key, value in kwargs.items()}
+        kwargs = {key: self.inputs_reader.materialize(value) for key, value in kwargs.items()}
         seeded = seed_rngs(derive_task_seed(int(random_seed), self.node.id), _read_text(spec.script))
         self.say(f"calling {function_info.name}({', '.join(sorted(kwargs))}); RNGs seeded: {', '.join(seeded)}")
         recorder = recorder_for(self.root, [self.log, None if spec.parents else self.project.data_path])

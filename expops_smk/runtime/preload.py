@@ -155,6 +155,17 @@ class Freshness:
         self.module_stamps = modification_times(module_files)
         self.last_full_scan = time.monotonic()
 
+    def watch(self, module_files: list[str]) -> None:
+        """Watch modules imported after the server started (by a restore it served itself)."""
+        files = [file for file in module_files if file not in self.module_files and file not in self.project_files]
+        if not files:
+            return
+        self.module_files = [*self.module_files, *files]
+        self.module_stamps = [*self.module_stamps, *modification_times(files)]
+        folders = sorted({os.path.dirname(file) for file in files} - set(self.folders))
+        self.folders = [*self.folders, *folders]
+        self.folder_stamps = [*self.folder_stamps, *modification_times(folders)]
+
     def changed(self) -> bool:
         if modification_times(self.project_files) != self.project_stamps:
             return True

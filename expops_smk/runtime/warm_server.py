@@ -2,9 +2,11 @@
 
 ``python -m expops_smk.runtime.warm_server NAME`` claims the socket NAME in the user's 0700 folder
 (``claim``; a second server for the same name exits at once), imports the runtime, pandas, pyarrow and the third-party modules the
-project's scripts import at top level, then forks one child per job request. The user's own scripts
-and helper modules are never imported here: each child imports them fresh, so an edit is seen by
-the next job exactly as with a cold start, and code hashes stay what they were.
+project's scripts import at top level, then serves job requests: a node the run cache can restore
+is restored in this process (``runtime.served_restore``: no user code runs), any other job gets a
+forked child. The user's own scripts and helper modules are never imported here: each child imports
+them fresh, so an edit is seen by the next job exactly as with a cold start, and code hashes stay
+what they were.
 
 The server is one thread (fork and threads do not mix) waiting on its socket, its clients and the
 pidfds of its children. It refuses a job, and stops accepting, as soon as a file of a loaded module
@@ -37,6 +39,7 @@ from expops_smk.runtime.launch import (ENTRY_POINTS, IDLE_VARIABLE, SERVER_PID_V
 from expops_smk.runtime.warm_client import (MAX_MESSAGE_BYTES, encode, parse_request, peer_credentials, receive,
                                             server_paths)
 from expops_smk.runtime.preload import Freshness, freshness, modules_to_preload, preload, project_scripts
+from expops_smk.runtime.served_restore import serve_restore
 
 
 DEFAULT_IDLE_SECONDS = 60.0
@@ -261,6 +264,11 @@ class Server:
                 connection.send(encode(["refused", refusal]))
             connection.close()
             return None
+        if request.entry == "runtime" and request.cwd == os.getcwd():  # the name covers the folder: never another
+            seconds = serve_restore(connection, request.args, request.cwd, request.env, descriptors, self.freshness)
+            if seconds is not None:  # restored in this process, no child (see runtime.served_restore)
+                log(f"restored {request.entry} {' '.join(request.args)} in {1000 * seconds:.0f} ms")
+                return None
         return self.fork(connection, request, descriptors)
 
     def refusal(self) -> str | None:

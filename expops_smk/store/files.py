@@ -97,10 +97,15 @@ def hash_or_none(path: Path) -> str | None:
 def link_into(obj: Path, dest: Path) -> None:
     """Make ``dest`` a hard link to ``obj`` (a read-only copy when linking fails), atomically.
 
-    The link is made under a temp name and renamed over ``dest``. When ``dest`` already is a link
-    to the same object, POSIX rename does nothing and leaves the temp name behind, hence the
+    The link is made under a temp name and renamed over ``dest``. A ``dest`` that already is a
+    link to ``obj`` (same inode; a restore over the folder's own last results, the usual case:
+    Snakemake deletes only the manifest before a job) is left alone: the link and rename would
+    change nothing but cost two directory writes, milliseconds on a loaded disk. A rename onto
+    a link to the same object would also do nothing and leave the temp name behind, hence the
     final unlink.
     """
+    if _same_file(obj, dest):
+        return
     tmp = dest.parent / tmp_name()
     try:
         try:
@@ -111,6 +116,15 @@ def link_into(obj: Path, dest: Path) -> None:
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _same_file(obj: Path, dest: Path) -> bool:
+    """Whether ``dest`` is a regular file (not a symlink) with ``obj``'s inode."""
+    try:
+        found, wanted = os.lstat(dest), os.stat(obj)
+    except OSError:
+        return False
+    return stat.S_ISREG(found.st_mode) and (found.st_dev, found.st_ino) == (wanted.st_dev, wanted.st_ino)
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:
