@@ -3,8 +3,8 @@
 Issue 18's rows. Each expops-smk project has a hand-written twin with the same rules, wildcards,
 files and DAG whose every job is ``touch {output} {log}``: the least a job can cost under Snakemake,
 so the ratios say what expops-smk adds on top of Snakemake's own per-job work. Both sides run with
-the same scheduler (expops-smk's generated profile picks ``greedy`` from 1,000 nodes; the twin
-gets ``--scheduler greedy`` at those sizes too).
+the same scheduler settings (expops-smk's generated profile picks ``greedy`` and
+``scheduler-subsample: 100`` from 1,000 nodes; the twin gets the same flags at those sizes).
 
 P9 times job commands directly, with the project's warm server up, as Snakemake starts them:
 the launcher for every ``work`` node of bench_jobs' P1 project, one after another, once with the
@@ -20,6 +20,8 @@ import shutil
 import sys
 import textwrap
 from pathlib import Path
+
+import yaml
 
 from bench_jobs import fanout_nodes, fanout_projects, generate, p1_projects, write_expops_project
 from common import (
@@ -42,7 +44,6 @@ from common import (
 P9_TARGET = 0.5
 P10_TARGET = 1.2
 P11_TARGET = 1.1
-GREEDY = ["--scheduler", "greedy"]
 
 
 def touch_twin(snakefile: str) -> str:
@@ -188,24 +189,31 @@ def scheduler_of(project: Path) -> str:
     return "greedy" if "scheduler: greedy" in profile else "ilp (Snakemake's default)"
 
 
+def twin_flags(project: Path) -> list[str]:
+    """The scheduler settings of ``project``'s generated profile, as flags for its hand-written twin."""
+    settings = yaml.safe_load((project / "workflow" / "profiles" / "default" / "config.yaml").read_text())
+    return [flag for key in ("scheduler", "scheduler-subsample") if key in settings
+            for flag in (f"--{key}", str(settings[key]))]
+
+
 def p10(settings: Settings) -> Section:
     partitions = 20 if settings.quick else 2000
     ours_template, twin_template = wide_projects(settings.workdir, partitions)
     scheduler = scheduler_of(ours_template)
-    twin_flags = GREEDY if scheduler == "greedy" else []
+    flags = twin_flags(ours_template)
 
     def full_run(template: Path, flags: list[str]) -> float:
         work = copy_tree(template, template.parent / "run")
         return run_timed([SNAKEMAKE, "--cores", "2", *flags], work).seconds
 
     samples = interleave({"ours": lambda: full_run(ours_template, []),
-                          "twin": lambda: full_run(twin_template, twin_flags)}, settings.runs(1))
+                          "twin": lambda: full_run(twin_template, flags)}, settings.runs(1))
     ours, twin = median(samples["ours"]), median(samples["twin"])
     nodes = partitions + 3
     section = Section()
     section.rows.append(Row("P10", f"full run, {partitions}-partition fan-out ({nodes} nodes), --cores 2, vs `touch` twin",
                             format_seconds(ours), format_seconds(twin), ours / twin, P10_TARGET,
-                            note=f"scheduler {scheduler} on both sides"))
+                            note=f"{' '.join(flags) or 'scheduler ilp'} on both sides"))
     section.details.append(
         f"**P10** load → partition ({partitions}) → work → aggregate, cold, `snakemake --cores 2`; scheduler from "
         f"the generated profile: {scheduler} (the twin gets the same):\n\n"
@@ -229,7 +237,7 @@ def p11(settings: Settings) -> Section:
         ours, twin = fanout_projects(settings.workdir / "p11", label, partitions, list(range(41, 41 + seed_count)))
         (twin / "Snakefile").write_text(touch_twin((twin / "Snakefile").read_text()))
         nodes = fanout_nodes(partitions, seed_count)
-        flags = GREEDY if scheduler_of(ours) == "greedy" else []
+        flags = twin_flags(ours)
         real = {"ours": run_timed([SNAKEMAKE, "--cores", "2"], ours).seconds,
                 "twin": run_timed([SNAKEMAKE, "--cores", "2", *flags], twin).seconds}
         memory: dict[str, list[int]] = {"ours": [], "twin": []}

@@ -435,12 +435,29 @@ def test_large_projects_choose_the_greedy_scheduler_and_snakemake_accepts_it(tmp
     for relative in (DEFAULT_PROFILE, SLURM_PROFILE):
         assert profile(large, relative)["scheduler"] == "greedy", relative
         assert profile(large, relative)["notemp"] is True, relative  # generated rules have no temp() outputs
+        assert profile(large, relative)["scheduler-subsample"] == 100, relative  # a pass stats 100 jobs' inputs
     small = make(tmp_path / "small")
     generate_project(small)
     assert "scheduler" not in profile(small, DEFAULT_PROFILE) and "scheduler" not in profile(small)
     assert "notemp" not in profile(small, DEFAULT_PROFILE) and "notemp" not in profile(small)
+    assert "scheduler-subsample" not in profile(small, DEFAULT_PROFILE) and "scheduler-subsample" not in profile(small)
     dry = Project(large).dry_run()
     assert re.search(r"^work\s+1200$", dry.output, flags=re.MULTILINE), dry.describe()
+
+
+def test_a_user_rule_with_a_priority_keeps_the_scheduler_looking_at_every_ready_job(tmp_path: Path) -> None:
+    from expops_smk.codegen.prepare import prepare
+
+    large = large_project(tmp_path / "large")
+    generate_project(large)
+    rules = large / "workflow/rules/extra.smk"
+    rules.write_text('rule urgent:\n    output: "urgent.txt"\n    priority: 50\n    shell: "touch {output}"\n', encoding="utf-8")
+    prepare(large / "workflow")  # a random sample of the ready jobs would not honour the priority
+    for relative in (DEFAULT_PROFILE, SLURM_PROFILE):
+        assert "scheduler-subsample" not in profile(large, relative) and profile(large, relative)["scheduler"] == "greedy"
+    rules.unlink()
+    prepare(large / "workflow")
+    assert profile(large, DEFAULT_PROFILE)["scheduler-subsample"] == 100
 
 
 def test_a_user_rule_file_with_temp_outputs_keeps_snakemakes_temp_handling(tmp_path: Path) -> None:
