@@ -51,7 +51,7 @@ if sys.argv[1] == "off":  # the recorder's modules are never imported: no audit 
     off = types.ModuleType("no_reads")
     off.__dict__.update(
         INITIAL_TOKEN="files-read:none", recorder_for=lambda *args: types.SimpleNamespace(pending=lambda: None),
-        recording=contextlib.nullcontext, Pending=lambda *args: None, marker_token=lambda *args: "files-read:none",
+        recording=contextlib.nullcontext, Pending=lambda *args: None, Reads=dict, marker_token=lambda *args: "files-read:none",
         job_key=lambda *args: "/".join(filter(None, args)), chart_key=lambda chart: chart, changed_reads=lambda *args: [],
         read_run_reads=lambda *args: {}, write_job_record=lambda *args: None, write_pending_reads=lambda *args: None,
         run_record_path=lambda root, key: root / "no-reads" / key)
