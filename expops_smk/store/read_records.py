@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from expops_smk.layout import READS_DIR, READS_INDEX
-from expops_smk.store.files import write_if_changed, write_linked
+from expops_smk.errors import ExpopsError
+from expops_smk.store.files import confined_in_project, write_if_changed, write_linked
 from expops_smk.store.hashing import hash_bytes
 from expops_smk.store.pending_reads import Pending, Reads, hash_path, is_changed_mark, seal
 
@@ -111,6 +112,16 @@ def chart_key(chart: str) -> str:
     return f"chart.{chart}"
 
 
+def _confined(root: Path, paths: list[Path]) -> list[Path]:
+    """``paths`` once the folders they lie in are known to resolve inside the project's store
+    (``files.confined``), else an ``ExpopsError``: a ``.expops/reads/jobs/<process>`` linked
+    elsewhere would have a record written, or a file of its name unlinked, out there. A name that
+    is itself a symlink is harmless: every writer here unlinks it, never writes through it."""
+    for folder in {path.parent for path in paths}:
+        confined_in_project(folder, root)
+    return paths
+
+
 def job_record_path(root: Path, key: str) -> Path:
     return Path(root) / READS_DIR / "jobs" / f"{key}.json"
 
@@ -128,20 +139,18 @@ def write_pending_reads(root: Path, key: str, token: str, record_keys: list[str]
     job and its run records, where the seal used to find the same pending reads written twice."""
     header = json.dumps({"format": RECORD_FORMAT, "pending": pending.to_json(), "runs": record_keys, "token": token},
                         sort_keys=True)
-    paths = [run_record_path(root, record_key) for record_key in record_keys]
+    paths = _confined(root, [job_record_path(root, key), *(run_record_path(root, record_key) for record_key in record_keys)])
     kept = bool(pending.paths) or token != INITIAL_TOKEN  # a record that says something
     with _records_lock(root, fcntl.LOCK_SH):
-        if kept:
-            paths.insert(0, job_record_path(root, key))
-        else:
-            job_record_path(root, key).unlink(missing_ok=True)
+        if not kept:
+            paths.pop(0).unlink(missing_ok=True)
         if paths:
             write_linked(paths, [header.encode(), b"\n", pending.paths_bytes()])
 
 
 def write_job_record(root: Path, key: str, token: str, reads: Reads) -> None:
     """A sealed job record: the token the job ran with and what it read (none: no record kept)."""
-    path = job_record_path(root, key)
+    path = _confined(root, [job_record_path(root, key)])[0]
     if not reads and token == INITIAL_TOKEN:
         path.unlink(missing_ok=True)
         return
@@ -149,7 +158,7 @@ def write_job_record(root: Path, key: str, token: str, reads: Reads) -> None:
 
 
 def write_run_reads(root: Path, record_key: str, reads: Reads) -> None:
-    write_if_changed(run_record_path(root, record_key), _record_bytes({"format": RECORD_FORMAT, "reads": reads}))
+    write_if_changed(_confined(root, [run_record_path(root, record_key)])[0], _record_bytes({"format": RECORD_FORMAT, "reads": reads}))
 
 
 def _record_bytes(payload: object) -> bytes:
@@ -244,16 +253,25 @@ class WriteBack:
         of 10,000 jobs); a reader in that moment finds no record and takes the run as unknown, so it
         re-executes rather than trusts. Returns the paths replaced."""
         written = []
+        folders: dict[Path, bool] = {}  # whether a folder is confined (``_confined``), asked once each
         for start in range(0, len(self.items), batch):
             with contextlib.suppress(OSError), _records_lock(self.root, fcntl.LOCK_EX):
                 for paths, identity, data in self.items[start:start + batch]:
-                    same = [path for path in paths if _still(path, identity)]
+                    same = [path for path in paths if _still(path, identity) and self._inside(path.parent, folders)]
                     with contextlib.suppress(OSError):
                         if same:
                             write_linked(same, [data])  # unlinking first, as a job does: see files.py
                             written.extend(same)
         self.items.clear()
         return written
+
+    def _inside(self, folder: Path, folders: dict[Path, bool]) -> bool:
+        if folder not in folders:
+            try:
+                folders[folder] = bool(_confined(self.root, [folder / "record"]))
+            except ExpopsError:
+                folders[folder] = False  # left pending there: each restore seals it again, and writes nothing
+        return folders[folder]
 
 
 def _still(path: Path, identity: tuple[int, ...]) -> bool:
