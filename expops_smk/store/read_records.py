@@ -186,7 +186,7 @@ def read_job_record(root: Path, key: str, known: Mapping[str, list] | None = Non
         return None
     if write_back is not None and "pending" in record:
         runs = record.get("runs") if isinstance(record.get("runs"), list) else []
-        write_back.add([path, *(run_record_path(root, str(record_key)) for record_key in runs)], loaded[2],
+        write_back.add([path, *(run_record_path(root, str(record_key)) for record_key in runs)], loaded,
                        _record_bytes({"format": RECORD_FORMAT, "token": record["token"], "reads": reads}))
     return record["token"], reads
 
@@ -239,10 +239,10 @@ class WriteBack:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.items: list[tuple[list[Path], tuple[int, ...], bytes]] = []  # (names, identity as read, sealed)
+        self.items: list[tuple[list[Path], _Loaded, bytes]] = []  # (names, pending record as read, sealed)
 
-    def add(self, paths: list[Path], identity: tuple[int, ...], data: bytes) -> None:
-        self.items.append((paths, identity, data))
+    def add(self, paths: list[Path], loaded: _Loaded, data: bytes) -> None:
+        self.items.append((paths, loaded, data))
 
     def apply(self, batch: int = 500) -> list[Path]:
         """Store each sealed record, written once and linked, under those of its names that are still
@@ -256,8 +256,8 @@ class WriteBack:
         folders: dict[Path, bool] = {}  # whether a folder is confined (``_confined``), asked once each
         for start in range(0, len(self.items), batch):
             with contextlib.suppress(OSError), _records_lock(self.root, fcntl.LOCK_EX):
-                for paths, identity, data in self.items[start:start + batch]:
-                    same = [path for path in paths if _still(path, identity) and self._inside(path.parent, folders)]
+                for paths, loaded, data in self.items[start:start + batch]:
+                    same = [path for path in paths if _still(path, loaded) and self._inside(path.parent, folders)]
                     with contextlib.suppress(OSError):
                         if same:
                             write_linked(same, [data])  # unlinking first, as a job does: see files.py
@@ -274,11 +274,17 @@ class WriteBack:
         return folders[folder]
 
 
-def _still(path: Path, identity: tuple[int, ...]) -> bool:
+def _still(path: Path, loaded: _Loaded) -> bool:
+    """Whether ``path`` still is the pending record ``loaded``: the same file (linked under all its
+    names), or, where hard links failed (``files.write_linked`` then writes each name), a copy of
+    the same bytes. A name another run replaced since is neither."""
     try:
-        return _identity(os.stat(path)) == identity
+        if _identity(os.stat(path)) == loaded[2]:
+            return True
     except OSError:
         return False
+    copy = _load(path, any_format=True)
+    return copy is not None and copy[:2] == loaded[:2]
 
 
 @contextlib.contextmanager
