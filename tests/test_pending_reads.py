@@ -192,3 +192,20 @@ def test_a_recorded_path_with_any_byte_comes_back_as_it_was_opened(root: Path) -
     time.sleep(2 * FINE_GRANULARITY_NS / 1e9)
     write_pending_reads(root, "work/p1", INITIAL_TOKEN, ["run-key"], call(root, lambda: read(odd)))
     assert list(read_run_reads(root, "run-key")) == ["data/odd\nname \udcff.csv"]
+
+
+def test_without_hard_links_each_name_is_written_and_the_seal_seals_every_copy(root: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(*_: object, **__: object) -> None:
+        raise OSError(1, "no hard links on this file system")
+
+    monkeypatch.setattr(os, "link", no_links)
+    write_pending_reads(root, "work/p1", INITIAL_TOKEN, ["key-1", "key-2"], call(root, lambda: read(root / "data" / "a.csv")))
+    names = [job_record_path(root, "work/p1"), run_record_path(root, "key-1"), run_record_path(root, "key-2")]
+    assert len({os.stat(path).st_ino for path in names}) == 3  # three copies
+    # Another run wrote key-2 since (its own reads): the seal leaves that copy alone.
+    write_pending_reads(root, "work/p2", INITIAL_TOKEN, ["key-2"], call(root, lambda: read(root / "data" / "b.csv")))
+    read_tokens.refresh_tokens(root)
+    headers = [json.loads(path.read_bytes().partition(b"\n")[0]) for path in names]
+    assert "pending" not in headers[0] and headers[1] == headers[0]  # sealed too, not left to every restore
+    assert list(headers[2]["reads"]) == ["data/b.csv"]  # work/p2's record, sealed as its own

@@ -160,3 +160,35 @@ def test_verify_reports_a_manifest_that_disagrees_with_its_run_record(tmp_path: 
     assert len(problems) == 1, problems
     assert "results/load_data/_outputs.json: disagrees with the run record" in problems[0]
     assert "(artifacts rows)" in problems[0]
+
+
+@pytest.mark.parametrize("link", [".expops/reads/runs", ".expops/reads/jobs/work"])
+def test_read_records_are_not_written_or_unlinked_through_a_symlinked_folder(tmp_path: Path, link: str) -> None:
+    from expops_smk.codegen.read_tokens import refresh_tokens
+    from expops_smk.store.pending_reads import Pending
+    from expops_smk.store.read_records import INITIAL_TOKEN, job_record_path, write_job_record, write_pending_reads
+
+    root, outside = tmp_path / "project", _outside(tmp_path)
+    (outside / "p1.json").write_text("precious")  # the name the job record of work/p1 would unlink
+    (outside / "key-1.json").write_text("precious")  # and its run record
+    (root / link).parent.mkdir(parents=True)
+    (root / link).symlink_to(outside)
+    before = _snapshot(outside)
+    pending = Pending(str(root), [], [], 1, 2, [], [], [], {})
+    with pytest.raises(ExpopsError, match="refusing to write through a symlink"):
+        write_pending_reads(root, "work/p1", INITIAL_TOKEN, ["key-1"], pending)
+    if link.endswith("runs"):  # the runs folder moved out after a job wrote its pending record there: sealed here only
+        (root / link).unlink()
+        write_pending_reads(root, "work/p1", "files-read:x", ["key-1"], pending)  # a token: the job record is kept
+        (root / link).rename(outside / "runs")
+        (root / link).symlink_to(outside / "runs")
+        moved = _snapshot(outside / "runs")
+        refresh_tokens(root)
+        assert "pending" not in job_record_path(root, "work/p1").read_text(encoding="utf-8").partition("\n")[0]
+        assert _snapshot(outside / "runs") == moved
+        (outside / "runs" / "key-1.json").unlink()
+        (outside / "runs").rmdir()
+    else:
+        with pytest.raises(ExpopsError, match="refusing to write through a symlink"):
+            write_job_record(root, "work/p1", "files-read:x", {"data/a.csv": [1, 2, "d"]})
+    assert _snapshot(outside) == before

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from expops_smk.layout import READS_DIR, READS_INDEX
-from expops_smk.store.files import write_if_changed, write_linked
+from expops_smk.errors import ExpopsError
+from expops_smk.store.files import confined_in_project, write_if_changed, write_linked
 from expops_smk.store.hashing import hash_bytes
 from expops_smk.store.pending_reads import Pending, Reads, hash_path, is_changed_mark, seal
 
@@ -111,6 +112,16 @@ def chart_key(chart: str) -> str:
     return f"chart.{chart}"
 
 
+def _confined(root: Path, paths: list[Path]) -> list[Path]:
+    """``paths`` once the folders they lie in are known to resolve inside the project's store
+    (``files.confined``), else an ``ExpopsError``: a ``.expops/reads/jobs/<process>`` linked
+    elsewhere would have a record written, or a file of its name unlinked, out there. A name that
+    is itself a symlink is harmless: every writer here unlinks it, never writes through it."""
+    for folder in {path.parent for path in paths}:
+        confined_in_project(folder, root)
+    return paths
+
+
 def job_record_path(root: Path, key: str) -> Path:
     return Path(root) / READS_DIR / "jobs" / f"{key}.json"
 
@@ -128,20 +139,18 @@ def write_pending_reads(root: Path, key: str, token: str, record_keys: list[str]
     job and its run records, where the seal used to find the same pending reads written twice."""
     header = json.dumps({"format": RECORD_FORMAT, "pending": pending.to_json(), "runs": record_keys, "token": token},
                         sort_keys=True)
-    paths = [run_record_path(root, record_key) for record_key in record_keys]
+    paths = _confined(root, [job_record_path(root, key), *(run_record_path(root, record_key) for record_key in record_keys)])
     kept = bool(pending.paths) or token != INITIAL_TOKEN  # a record that says something
     with _records_lock(root, fcntl.LOCK_SH):
-        if kept:
-            paths.insert(0, job_record_path(root, key))
-        else:
-            job_record_path(root, key).unlink(missing_ok=True)
+        if not kept:
+            paths.pop(0).unlink(missing_ok=True)
         if paths:
             write_linked(paths, [header.encode(), b"\n", pending.paths_bytes()])
 
 
 def write_job_record(root: Path, key: str, token: str, reads: Reads) -> None:
     """A sealed job record: the token the job ran with and what it read (none: no record kept)."""
-    path = job_record_path(root, key)
+    path = _confined(root, [job_record_path(root, key)])[0]
     if not reads and token == INITIAL_TOKEN:
         path.unlink(missing_ok=True)
         return
@@ -149,7 +158,7 @@ def write_job_record(root: Path, key: str, token: str, reads: Reads) -> None:
 
 
 def write_run_reads(root: Path, record_key: str, reads: Reads) -> None:
-    write_if_changed(run_record_path(root, record_key), _record_bytes({"format": RECORD_FORMAT, "reads": reads}))
+    write_if_changed(_confined(root, [run_record_path(root, record_key)])[0], _record_bytes({"format": RECORD_FORMAT, "reads": reads}))
 
 
 def _record_bytes(payload: object) -> bytes:
@@ -177,7 +186,7 @@ def read_job_record(root: Path, key: str, known: Mapping[str, list] | None = Non
         return None
     if write_back is not None and "pending" in record:
         runs = record.get("runs") if isinstance(record.get("runs"), list) else []
-        write_back.add([path, *(run_record_path(root, str(record_key)) for record_key in runs)], loaded[2],
+        write_back.add([path, *(run_record_path(root, str(record_key)) for record_key in runs)], loaded,
                        _record_bytes({"format": RECORD_FORMAT, "token": record["token"], "reads": reads}))
     return record["token"], reads
 
@@ -230,10 +239,10 @@ class WriteBack:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.items: list[tuple[list[Path], tuple[int, ...], bytes]] = []  # (names, identity as read, sealed)
+        self.items: list[tuple[list[Path], _Loaded, bytes]] = []  # (names, pending record as read, sealed)
 
-    def add(self, paths: list[Path], identity: tuple[int, ...], data: bytes) -> None:
-        self.items.append((paths, identity, data))
+    def add(self, paths: list[Path], loaded: _Loaded, data: bytes) -> None:
+        self.items.append((paths, loaded, data))
 
     def apply(self, batch: int = 500) -> list[Path]:
         """Store each sealed record, written once and linked, under those of its names that are still
@@ -244,10 +253,11 @@ class WriteBack:
         of 10,000 jobs); a reader in that moment finds no record and takes the run as unknown, so it
         re-executes rather than trusts. Returns the paths replaced."""
         written = []
+        folders: dict[Path, bool] = {}  # whether a folder is confined (``_confined``), asked once each
         for start in range(0, len(self.items), batch):
             with contextlib.suppress(OSError), _records_lock(self.root, fcntl.LOCK_EX):
-                for paths, identity, data in self.items[start:start + batch]:
-                    same = [path for path in paths if _still(path, identity)]
+                for paths, loaded, data in self.items[start:start + batch]:
+                    same = [path for path in paths if _still(path, loaded) and self._inside(path.parent, folders)]
                     with contextlib.suppress(OSError):
                         if same:
                             write_linked(same, [data])  # unlinking first, as a job does: see files.py
@@ -255,12 +265,26 @@ class WriteBack:
         self.items.clear()
         return written
 
+    def _inside(self, folder: Path, folders: dict[Path, bool]) -> bool:
+        if folder not in folders:
+            try:
+                folders[folder] = bool(_confined(self.root, [folder / "record"]))
+            except ExpopsError:
+                folders[folder] = False  # left pending there: each restore seals it again, and writes nothing
+        return folders[folder]
 
-def _still(path: Path, identity: tuple[int, ...]) -> bool:
+
+def _still(path: Path, loaded: _Loaded) -> bool:
+    """Whether ``path`` still is the pending record ``loaded``: the same file (linked under all its
+    names), or, where hard links failed (``files.write_linked`` then writes each name), a copy of
+    the same bytes. A name another run replaced since is neither."""
     try:
-        return _identity(os.stat(path)) == identity
+        if _identity(os.stat(path)) == loaded[2]:
+            return True
     except OSError:
         return False
+    copy = _load(path, any_format=True)
+    return copy is not None and copy[:2] == loaded[:2]
 
 
 @contextlib.contextmanager
