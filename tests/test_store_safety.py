@@ -162,6 +162,27 @@ def test_verify_reports_a_manifest_that_disagrees_with_its_run_record(tmp_path: 
     assert "(artifacts rows)" in problems[0]
 
 
+def test_the_read_records_lock_is_not_created_through_a_symlink_and_follows_the_umask(tmp_path: Path) -> None:
+    from expops_smk.store.pending_reads import Pending
+    from expops_smk.store.read_records import write_pending_reads
+
+    root, outside = tmp_path / "project", _outside(tmp_path)
+    lock = root / ".expops" / "reads" / ".lock"
+    lock.parent.mkdir(parents=True)
+    lock.symlink_to(outside / "lock")
+    pending = Pending(str(root), ["/data/a.csv"], [], 1, 2, [], [], [], {})
+    with pytest.raises(ExpopsError, match="refusing to write through a symlink"):
+        write_pending_reads(root, "work/p1", "files-read:x", ["key-1"], pending)
+    assert not (outside / "lock").exists()
+    lock.unlink()
+    previous = os.umask(0o002)
+    try:
+        write_pending_reads(root, "work/p1", "files-read:x", ["key-1"], pending)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o664
+
+
 @pytest.mark.parametrize("link", [".expops/reads/runs", ".expops/reads/jobs/work"])
 def test_read_records_are_not_written_or_unlinked_through_a_symlinked_folder(tmp_path: Path, link: str) -> None:
     from expops_smk.codegen.read_tokens import refresh_tokens

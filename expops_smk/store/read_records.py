@@ -23,6 +23,7 @@ Records of another format (older expops-smk) are not trusted: the job re-runs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -290,11 +291,17 @@ def _still(path: Path, loaded: _Loaded) -> bool:
 @contextlib.contextmanager
 def _records_lock(root: Path, kind: int) -> Iterator[None]:
     lock = os.path.join(root, READS_DIR, ".lock")
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC  # a linked .lock would be created out there
     try:
-        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    except FileNotFoundError:  # the first record of the project
-        Path(lock).parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            descriptor = os.open(lock, flags, 0o666)  # the umask decides, as for every file written
+        except FileNotFoundError:  # the first record of the project
+            Path(lock).parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(lock, flags, 0o666)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise ExpopsError(f"{lock}: refusing to write through a symlink") from None
     try:
         fcntl.flock(descriptor, kind)
         yield
